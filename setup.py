@@ -7,9 +7,8 @@ cfg = ConfigParser(delimiters=["="])
 cfg.read("settings.ini", encoding="utf-8")
 cfg = cfg["DEFAULT"]
 
-licenses = {"apache2": ("Apache Software License 2.0", "OSI Approved :: Apache Software License")}
+licenses = {"apache2": "Apache-2.0"}
 statuses = ["Planning", "Pre-Alpha", "Alpha", "Beta", "Production/Stable", "Mature", "Inactive"]
-lic = licenses[cfg["license"]]
 
 setuptools.setup(
     name=cfg["lib_name"],
@@ -20,12 +19,11 @@ setuptools.setup(
     author=cfg["author"],
     author_email=cfg["author_email"],
     url=cfg["git_url"],
-    license=lic[0],
+    license=licenses[cfg["license"]],
     keywords=cfg["keywords"].split(),
     classifiers=[
         f"Development Status :: {cfg['status']} - {statuses[int(cfg['status'])]}",
         f"Intended Audience :: {cfg['audience']}",
-        f"License :: {lic[1]}",
         f"Natural Language :: {cfg['language']}",
         f"Programming Language :: Python :: {cfg['min_python']}",
     ],
