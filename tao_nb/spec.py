@@ -156,6 +156,14 @@ def spec_summary(spec: Message) -> str:
                     f"({', '.join(c.annotation_files)}); shards {list(c.num_shards) or [10]}")
         classes = _classes(spec.target_class_mapping) if len(spec.target_class_mapping) else "classes as labelled"
         return f"dataset_convert spec\n  {head}\n  {classes}"
+    if kind == "augment":
+        d, n = spec.dataset_config, spec.copies_per_image
+        ops = [f.name.removesuffix("_config") for s in (spec.spatial_config, spec.color_config) for f, _ in s.ListFields()]
+        ops += ["blur"] if spec.HasField("blur_config") else []
+        size = f"{spec.output_image_width}x{spec.output_image_height}" if spec.HasField("output_image_width") else "input size"
+        return (f"augment spec\n  KITTI images {d.image_path}, labels {d.label_path} ({spec.image_extension}); {n} "
+                f"cop{'y' if n == 1 else 'ies'} per image, {spec.output_image_channel} channels at {size}, "
+                f"seed {spec.random_seed}\n  {', '.join(ops) or 'no augmentation'}")
     if kind == "ssd":
         c, a = spec.ssd_config, spec.augmentation_config
         ars = "aspect_ratios_global" if c.HasField("aspect_ratios_global") else "aspect_ratios per layer"

@@ -15,7 +15,7 @@ from google.protobuf import descriptor as _descriptor, text_format
 from google.protobuf.message import Message
 
 from .core import TaoNbError
-from .proto import dataset_convert_pb2, options_pb2, ssd_pb2, yolov3_pb2
+from .proto import augment_pb2, dataset_convert_pb2, options_pb2, ssd_pb2, yolov3_pb2
 
 # %% auto #0
 __all__ = ['SPEC_KINDS', 'Interval', 'FieldInfo', 'field_info', 'fields_of', 'SpecProblem', 'SpecError', 'field_locations',
@@ -27,11 +27,13 @@ SPEC_KINDS: dict[str, type[Message]] = {
     "dataset_convert": dataset_convert_pb2.DatasetConvertSpec,
     "ssd": ssd_pb2.SSDExperiment,
     "yolo_v3": yolov3_pb2.YOLOv3Experiment,
+    "augment": augment_pb2.AugmentSpec,
 }
 "The kinds of spec tao_nb reads, and the protobuf message of each."
 
 _KIND_MARKERS = {"kitti_config": "dataset_convert", "coco_config": "dataset_convert",
-                 "ssd_config": "ssd", "yolov3_config": "yolo_v3", "yolo_config": "yolo_v3"}
+                 "ssd_config": "ssd", "yolov3_config": "yolo_v3", "yolo_config": "yolo_v3",
+                 "spatial_config": "augment", "color_config": "augment", "blur_config": "augment"}
 
 # %% ../nbs/10_spec_schema.ipynb #519c2385
 @dataclass(frozen=True)
