@@ -18,9 +18,19 @@ $(STAMP): settings.ini setup.py constraints.txt
 
 install: $(STAMP)
 
-## The main job (grows as issues land): validate the TAO docs' example specs and summarise them.
+## The main job: the SSD workflow of the TAO tutorial on the built-in sample dataset, through the CLI.
+DEMO_OUT ?= demo_out
 demo: install
-	$(BIN)/tao-nb spec validate tests/fixtures/specs/seeds/*.txt
+	$(BIN)/tao-nb data make_sample -o $(DEMO_OUT)/sample --overwrite
+	$(BIN)/tao-nb spec validate $(DEMO_OUT)/sample/specs/*.txt
+	$(BIN)/tao-nb ssd dataset_convert -d $(DEMO_OUT)/sample/specs/sample_convert.txt -o $(DEMO_OUT)/sample/tfrecords/sample
+	$(BIN)/tao-nb data summary -e $(DEMO_OUT)/sample/specs/sample_ssd_train.txt --figure $(DEMO_OUT)/data_summary.png
+	rm -rf $(DEMO_OUT)/results
+	$(BIN)/tao-nb ssd train -e $(DEMO_OUT)/sample/specs/sample_ssd_train.txt -r $(DEMO_OUT)/results
+	$(BIN)/tao-nb ssd evaluate -e $(DEMO_OUT)/sample/specs/sample_ssd_train.txt -m $$(ls $(DEMO_OUT)/results/weights/*.keras | tail -n 1)
+	$(BIN)/tao-nb ssd inference -e $(DEMO_OUT)/sample/specs/sample_ssd_train.txt -m $$(ls $(DEMO_OUT)/results/weights/*.keras | tail -n 1) \
+	  -i $(DEMO_OUT)/sample/validation/image_2 -o $(DEMO_OUT)/inference/images -l $(DEMO_OUT)/inference/labels
+	@echo "demo: results in $(DEMO_OUT)/ (training_log.csv, weights/, inference/images/)"
 
 ## Everything CI runs: package, notebooks and README in sync, notebook tests, pytest.
 test: install check-sync nbs-test pytest
@@ -77,4 +87,4 @@ docs: install
 	quarto render
 
 clean:
-	rm -rf $(VENV) _docs _proc *.egg-info
+	rm -rf $(VENV) _docs _proc *.egg-info $(DEMO_OUT)
