@@ -66,8 +66,8 @@ def main():
         trainer = SSDTrainer(net.model)
         trainer.compile(optimizer="sgd")
         fixed = ds.take(1).cache().repeat()
-        trainer.fit(fixed, steps_per_epoch=2, epochs=1, verbose=0)  # trace and warm up
-        train_s = best_of(lambda: trainer.fit(fixed, steps_per_epoch=args.steps, epochs=1, verbose=0), repeats=2)
+        trainer.fit(fixed, steps_per_epoch=2, epochs=1, verbose=0, shuffle=False)  # trace and warm up
+        train_s = best_of(lambda: trainer.fit(fixed, steps_per_epoch=args.steps, epochs=1, verbose=0, shuffle=False), repeats=2)
         imgs = args.steps * batch
         print(f"input pipeline:  {imgs / pipe_s:10.0f} images/s (augmentation + targets, batch {batch})")
         print(f"training step:   {imgs / train_s:10.0f} images/s ({net.model.name}, "
