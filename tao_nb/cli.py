@@ -172,6 +172,35 @@ command("ssd", "train", "Train an SSD detector.", _train_arguments)(_train)
 command("ssd", "evaluate", "Evaluate a trained SSD model on the spec's validation data (VOC mAP).", _model_spec_arguments)(_evaluate)
 command("ssd", "inference", "Run a trained SSD model on a folder of images.", _inference_arguments)(_inference)
 
+# %% ../nbs/99_cli.ipynb #64a04ef1
+def _prune_arguments(p):
+    from tao_nb.prune import EQUALIZATIONS, NORMALIZERS
+    p.add_argument("-m", "--model", "--model_path", required=True, help="The model to prune (.keras).")
+    p.add_argument("-o", "--output_file", required=True, help="Where the pruned model goes (.keras).")
+    p.add_argument("-e", "--experiment_spec_path", default=None, metavar="SPEC",
+                   help="Accepted for TAO compatibility; the model file holds all that pruning needs.")
+    _key_argument(p)
+    p.add_argument("-n", "--normalizer", choices=NORMALIZERS, default="max", help="Normalise filter norms by their max or L2 norm (max).")
+    p.add_argument("-eq", "--equalization_criterion", choices=EQUALIZATIONS, default="union",
+                   help="How layers joined by element-wise operations agree on the filters to keep (union).")
+    p.add_argument("-pg", "--pruning_granularity", type=int, default=8, help="Kept filter counts are multiples of it (8).")
+    p.add_argument("-pth", "--pruning_threshold", type=float, default=0.1, help="Normalised norms above it are kept (0.1).")
+    p.add_argument("-nf", "--min_num_filters", type=int, default=16, help="The fewest filters a layer keeps (16).")
+    p.add_argument("-el", "--excluded_layers", nargs="*", default=[], metavar="LAYER", help="Layers that keep all their filters.")
+    p.add_argument("--all_layers", action="store_true", help="Print every layer, not only those that lost filters.")
+
+@command("ssd", "prune", "Prune an SSD model's filters (TAO's algorithm) and save the smaller model with its report.", _prune_arguments)
+def _prune(args) -> int:
+    from tao_nb.prune import prune, prune_report_path, prune_table
+    r = prune(args.model, args.output_file, threshold=args.pruning_threshold, normalizer=args.normalizer,
+              equalization=args.equalization_criterion, granularity=args.pruning_granularity,
+              min_filters=args.min_num_filters, excluded_layers=args.excluded_layers)
+    print(prune_table(r, changed_only=not args.all_layers))
+    flops = f"; FLOPs {r.flops_before:,} -> {r.flops_after:,}" if r.flops_before else ""
+    print(f"parameters {r.params_before:,} -> {r.params_after:,} (pruning ratio {r.param_ratio:.4f}){flops}")
+    print(f"pruned model: {args.output_file}; report: {prune_report_path(args.output_file)}")
+    return 0
+
 # %% ../nbs/99_cli.ipynb #4bec02ce
 def read_yaml_spec(path) -> dict:
     "A YAML spec file as a dict, with a clear error naming the file and line."

@@ -338,13 +338,14 @@ class PruneResult:
     flops_after: int | None
     parameters: dict  # threshold, normalizer, equalization, granularity, min_filters, excluded_layers
     source: str | None = None  # the model file pruned, when known
+    qat: bool = False  # pruned from a quantization-aware model (and quantization-aware itself)
 
     @property
     def param_ratio(self) -> float: return self.params_after / self.params_before
 
     def report(self) -> dict:
         "What `save_pruned` writes beside the model, as a JSON-able dict."
-        return {"pruned": True, "qat": False, "source": self.source, "parameters": self.parameters,
+        return {"pruned": True, "qat": self.qat, "source": self.source, "parameters": self.parameters,
                 "params_before": self.params_before, "params_after": self.params_after, "param_ratio": self.param_ratio,
                 "flops_before": self.flops_before, "flops_after": self.flops_after, "layers": self.layers}
 
@@ -372,12 +373,18 @@ def prune_model(model: keras.Model,  # a functional Keras model (an SSD, a class
                 excluded_layers=(),  # -el: names of layers that keep all their filters
                 ) -> PruneResult:
     "Prune the filters of `model` as TAO's `prune` does and rebuild a smaller model."
+    from tao_nb.qat import activation_ranges, is_qat_model, quantize_model, strip_quantization
     params = _check_params(threshold, normalizer, equalization, granularity, min_filters, excluded_layers)
+    qat = is_qat_model(model)
+    original, model = model, strip_quantization(model) if qat else model  # prune the float network, then re-quantise
     an = _analyze(model); _exclude(model, an, params["excluded_layers"])
     groups, keep = _plan(model, an, **params)
     pruned = _rebuild(model, an, keep)
-    result = PruneResult(pruned, groups, _layer_rows(an, keep), model.count_params(), pruned.count_params(),
-                         count_flops(model), count_flops(pruned), params)
+    if qat:
+        pruned, ranges = quantize_model(pruned), activation_ranges(original)  # per-tensor ranges survive slicing
+        for name, amax in ranges.items(): pruned.get_layer(f"{name}_qat").amax.assign(amax)
+    result = PruneResult(pruned, groups, _layer_rows(an, keep), original.count_params(), pruned.count_params(),
+                         count_flops(model), count_flops(pruned), params, qat=qat)
     log.info("Pruning ratio (pruned model / original model): %.4f", result.param_ratio)
     return result
 

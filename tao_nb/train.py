@@ -24,6 +24,7 @@ from .data.pipeline import SSDAugmentation, batch, detection_data, eval_dataset,
 from .metrics import DetectionMatcher, EvaluationResult
 from .models.ssd import DetectionHead, SSDNetwork, ssd_from_spec
 from .models.ssd_targets import ssd_loss, ssd_targets
+from .qat import calibrate_ranges, is_qat_model, quantize_model
 from .spec import SSDExperiment, load_spec, validate_spec
 
 tf = import_tensorflow()
@@ -277,8 +278,28 @@ class _Start:
     state: Path | None = None  # optimizer state to restore
     note: str = "from scratch"
 
+def _pruned_network(spec, path, enable_qat: bool) -> SSDNetwork:
+    "The pruned network in the model file `path` (its own, smaller layers), frozen as the spec says."
+    from tao_nb.models.backbones import freeze
+    from tao_nb.models.ssd import load_keras_model, ssd_network_from_model
+    from tao_nb.prune import read_prune_report
+    report = read_prune_report(path)
+    if report is not None and bool(report.get("qat")) != bool(enable_qat):
+        was, now = ("a QAT", "without QAT") if report.get("qat") else ("a non-QAT", "with QAT (enable_qat: true)")
+        raise TaoNbError(f"{path} was pruned from {was} model and cannot be retrained {now}; set "
+                         f"training_config.enable_qat to {str(bool(report.get('qat'))).lower()}, or prune a model trained that way")
+    net = ssd_network_from_model(load_keras_model(path), spec)
+    c = spec.ssd_config
+    reference = ssd_from_spec(spec)  # same layer names as the pruned model: tells which layers make each block
+    missing = sorted({n for names in reference.blocks.values() for n in names} - {l.name for l in net.model.layers})
+    if missing: raise TaoNbError(f"{path} is not an SSD {c.arch}{c.nlayers or ''} model as the spec says (it has no layer {missing[0]})")
+    freeze(net.model, reference.blocks, list(c.freeze_blocks), c.freeze_bn)
+    net.blocks = reference.blocks
+    return net
+
 def _start(spec, results_dir: Path, model_path, initial_epoch) -> _Start:
     from tao_nb.models.ssd import load_keras_model, ssd_network_from_model
+    from tao_nb.prune import read_prune_report
     tc = spec.training_config
     def resume(path, epoch):
         net = ssd_network_from_model(load_keras_model(path), spec)
@@ -288,20 +309,19 @@ def _start(spec, results_dir: Path, model_path, initial_epoch) -> _Start:
         m = _CKPT_RE.search(Path(path).name)
         if not m: raise TaoNbError(f"{path}: cannot tell its epoch from the name; give --initial_epoch")
         return int(m[1])
+    def pretrained(path):
+        if read_prune_report(path) is not None:  # a pruned model brings its own, smaller architecture
+            return _Start(_pruned_network(spec, path, tc.enable_qat), 0, None, f"pruned model {path}")
+        net = ssd_from_spec(spec); load_pretrained(net.model, path)
+        return _Start(net, 0, None, f"pretrained weights from {path}")
     if model_path and initial_epoch: return resume(model_path, initial_epoch)
-    if model_path:
-        net = ssd_from_spec(spec); load_pretrained(net.model, model_path)
-        return _Start(net, 0, None, f"pretrained weights from {model_path}")
+    if model_path: return pretrained(model_path)
     if found := latest_checkpoint(results_dir): return resume(found[0], found[1])
     if tc.HasField("resume_model_path"): return resume(tc.resume_model_path, initial_epoch or epoch_of(tc.resume_model_path))
     if tc.HasField("pruned_model_path"):
-        net = ssd_network_from_model(load_keras_model(tc.pruned_model_path), spec)
-        return _Start(net, 0, None, f"pruned model {tc.pruned_model_path}")
-    net = ssd_from_spec(spec)
-    if tc.HasField("pretrain_model_path"):
-        load_pretrained(net.model, tc.pretrain_model_path)
-        return _Start(net, 0, None, f"pretrained weights from {tc.pretrain_model_path}")
-    return _Start(net)
+        return _Start(_pruned_network(spec, tc.pruned_model_path, tc.enable_qat), 0, None, f"pruned model {tc.pruned_model_path}")
+    if tc.HasField("pretrain_model_path"): return pretrained(tc.pretrain_model_path)
+    return _Start(ssd_from_spec(spec))
 
 # %% ../nbs/41_train.ipynb #c6c6a3b1
 @dataclass
@@ -348,7 +368,7 @@ def train(spec: SSDExperiment | str | os.PathLike,  # the experiment spec, or it
     spec = load_spec(spec, "ssd") if not isinstance(spec, Message) else spec
     validate_spec(spec)
     tc, ec, nc = spec.training_config, spec.eval_config, spec.nms_config
-    if tc.enable_qat: raise TaoNbError("training_config.enable_qat: quantization-aware training is not available yet; set it to false")
+    keras.utils.set_random_seed(spec.random_seed)  # weights initialise the same way on every run of a spec
     results_dir = Path(results_dir); results_dir.mkdir(parents=True, exist_ok=True)
     if use_amp:
         if tf.config.list_physical_devices("GPU"): keras.mixed_precision.set_global_policy("mixed_float16")
@@ -362,7 +382,7 @@ def train(spec: SSDExperiment | str | os.PathLike,  # the experiment spec, or it
     steps = math.ceil(train_data.size / global_batch)
     with strategy.scope():
         start = _start(spec, results_dir, model_path, initial_epoch)
-        net = start.net
+        net = _quantized(start, tc.enable_qat, lambda: train_dataset(train_data, aug, spec.random_seed, start.epoch))
         s = tc.learning_rate.soft_start_annealing_schedule
         schedule = SoftStartAnnealing(steps * tc.num_epochs, s.max_learning_rate, s.min_learning_rate, s.soft_start, s.annealing, replicas)
         reg = tc.regularizer
@@ -419,6 +439,18 @@ def train(spec: SSDExperiment | str | os.PathLike,  # the experiment spec, or it
     done = latest_checkpoint(results_dir)
     return TrainResult(results_dir, done[0] if done else None, done[1] if done else start.epoch, csv_log.rows,
                        validation.last if validation else None, bool(early and early.stopped_epoch))
+
+def _quantized(start: _Start, enable_qat: bool, examples) -> SSDNetwork:
+    "The start network with fake quantisation when the spec enables QAT; its activation ranges measured on two batches."
+    net, qat = start.net, is_qat_model(start.net.model)
+    if qat and not enable_qat:
+        raise TaoNbError(f"the model to start from ({start.note}) was trained with QAT; set training_config.enable_qat "
+                         "to true to go on with it, or start from a model trained without QAT")
+    if enable_qat and not qat:
+        net.model = quantize_model(net.model)
+        ranges = calibrate_ranges(net.model, examples().map(lambda e: e["image"]).batch(8).take(2))
+        log.info("quantization-aware training: %d activation ranges measured on 16 training images", len(ranges))
+    return net
 
 def with_targets_one(el: dict, net: SSDNetwork, ssd_config) -> tf.Tensor:
     "The SSD targets of one decoded element."

@@ -63,3 +63,20 @@ def test_same_stream_in_two_processes(tmp_path):
     runs = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True) for _ in range(2)]
     assert all(r.returncode == 0 for r in runs), runs[0].stderr
     assert runs[0].stdout == runs[1].stdout and len(runs[0].stdout.strip()) == 64
+
+
+def test_stream_ignores_the_global_seed(tmp_path):
+    """The training stream follows the spec's seed alone: a global seed set before (0 included) changes nothing."""
+    from tao_nb.data.pipeline import detection_data, train_dataset
+    from tao_nb.spec import SSDExperiment
+    make_kitti(tmp_path / "data", 6, size=(96, 64))
+    dc = SSDExperiment().dataset_config
+    dc.data_sources.add(image_directory_path=f"{tmp_path}/data/image_2", label_directory_path=f"{tmp_path}/data/label_2")
+    dc.target_class_mapping["car"] = "car"
+
+    def frames():
+        return [el["frame_id"].numpy() for el in train_dataset(detection_data(dc), SSDAugmentation(64, 64), seed=3).take(12)]
+    first = frames()
+    for global_seed in (0, 123):
+        tf.random.set_seed(global_seed)
+        assert frames() == first

@@ -266,6 +266,9 @@ def train_dataset(data: DetectionData, aug: SSDAugmentation, seed: int = 42, ini
     "An endless, deterministic stream of augmented training elements, `epoch_size` per epoch, from `initial_epoch` on."
     base, epoch_size = data.elements, epoch_size or data.size
     def epoch(e):
+        # The order must follow from `seed` alone, whatever global seed the caller set (tf.random.set_seed(0) would
+        # even break a tensor seed): this function's own graph drops the inherited global seed.
+        tf.compat.v1.get_default_graph().seed = None
         shuffle_seed = tf.cast(tf.random.experimental.stateless_fold_in(_epoch_seed(seed, e), 0)[0], tf.int64)
         ds = base.shuffle(min(shuffle_buffer, max(data.size, 1)), seed=shuffle_seed, reshuffle_each_iteration=False)
         ds = ds.repeat().take(epoch_size)  # whole batches per epoch: an epoch may revisit a few images

@@ -121,6 +121,7 @@ def inference_model(net: SSDNetwork, confidence_threshold=0.01, iou_threshold=0.
 def load_keras_model(path) -> keras.Model:
     "A Keras model file loaded in safe mode, with a clear error for a missing or unreadable file."
     from pathlib import Path
+    import tao_nb.qat  # noqa: F401  registers the layers of quantization-aware models
     path = Path(path)
     if not path.is_file(): raise TaoNbError(f"{path}: model file not found")
     try: return keras.models.load_model(path, compile=False, safe_mode=True)
