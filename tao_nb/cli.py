@@ -201,6 +201,59 @@ def _prune(args) -> int:
     print(f"pruned model: {args.output_file}; report: {prune_report_path(args.output_file)}")
     return 0
 
+# %% ../nbs/99_cli.ipynb #fb6cd9b1
+def _export_arguments(p):
+    p.add_argument("-m", "--model", required=True, help="The trained model (.keras).")
+    p.add_argument("-e", "--experiment_spec", "--experiment_spec_file", required=True, metavar="SPEC", help="The experiment spec.")
+    p.add_argument("-o", "--output_file", default=None, help="The ONNX model to write (default: the model's path with .onnx).")
+    _key_argument(p)
+    p.add_argument("--data_type", choices=("fp32", "fp16", "int8"), default="fp32",
+                   help="fp32 and fp16 write the FP32 ONNX model (TensorRT lowers it to FP16); int8 calibrates as well.")
+    p.add_argument("--cal_image_dir", default=None, help="Images (.jpg, .jpeg, .png) to calibrate INT8 with.")
+    p.add_argument("--batches", type=int, default=10, help="Calibration batches (10).")
+    p.add_argument("--batch_size", type=int, default=16, help="Images per calibration batch (16).")
+    p.add_argument("--cal_data_file", default=None, help="The calibration batches: read if it exists, else written (.npy or .npz).")
+    p.add_argument("--cal_cache_file", default=None,
+                   help="TensorRT calibration cache: reused if it exists, else written (default: <output>.cal.bin).")
+    p.add_argument("--cal_json_file", default=None, help="A QAT model's activation ranges, as {\"tensor_scales\": {name: amax}}.")
+    p.add_argument("--max_batch_size", type=int, default=None, help="Accepted for TAO compatibility: the ONNX batch is dynamic.")
+    p.add_argument("--engine_file", default=None, help="A TensorRT engine to build (needs TensorRT and a GPU).")
+    p.add_argument("--gen_ds_config", action="store_true", help="DeepStream nvinfer config and labels (needs the TensorRT layout).")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (13 to 18; 17).")
+
+def _calibration_data(args, spec):
+    from tao_nb.export import calibration_batches, load_calibration_data, save_calibration_data
+    if args.cal_data_file and Path(args.cal_data_file).is_file(): return load_calibration_data(args.cal_data_file)
+    if not args.cal_image_dir: return None
+    data = calibration_batches(args.cal_image_dir, spec, args.batches, args.batch_size, spec.random_seed)
+    if args.cal_data_file: save_calibration_data(data, args.cal_data_file)
+    return data
+
+@command("ssd", "export", "Export an SSD model to ONNX (FP32, and INT8 with a TensorRT calibration cache).", _export_arguments)
+def _export(args) -> int:
+    from tao_nb.export import export_int8_onnx, export_onnx
+    from tao_nb.models.ssd import load_keras_model
+    from tao_nb.qat import is_qat_model, write_cal_json
+    if args.engine_file or args.gen_ds_config:
+        raise TaoNbError("--engine_file and --gen_ds_config need the TensorRT graph layout (NMSDynamic_TRT), which "
+                         "tao_nb does not export yet; the ONNX model runs in ONNX Runtime")
+    spec = load_spec(args.experiment_spec, "ssd")
+    model = load_keras_model(args.model)
+    out = Path(args.output_file or Path(args.model).with_suffix(".onnx"))
+    if out.suffix != ".onnx": raise TaoNbError(f"{out}: the exported model is an .onnx file")
+    export_onnx(model, spec, out, opset=args.opset)
+    print(f"ONNX detector: {out} ({out.stat().st_size / 2**20:.1f} MiB)")
+    if args.cal_json_file:
+        if not is_qat_model(model): raise TaoNbError(f"--cal_json_file: {args.model} was not trained with QAT (enable_qat)")
+        print(f"QAT activation ranges: {write_cal_json(model, args.cal_json_file)}")
+    if args.data_type == "int8":
+        cache = Path(args.cal_cache_file or out.with_suffix(".cal.bin"))
+        data = None if cache.is_file() else _calibration_data(args, spec)
+        r = export_int8_onnx(out, out.with_suffix(".int8.onnx"), data, cache)
+        how = f"calibrated on {data.shape[0]} x {data.shape[1]} images" if r.calibrated else "ranges from the existing cache"
+        print(f"INT8 ONNX detector: {r.path} ({how}); TensorRT calibration cache: {r.cache} ({len(r.ranges)} tensors)")
+    return 0
+
 # %% ../nbs/99_cli.ipynb #4bec02ce
 def read_yaml_spec(path) -> dict:
     "A YAML spec file as a dict, with a clear error naming the file and line."

@@ -9,6 +9,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from google.protobuf.message import Message
@@ -17,8 +18,8 @@ from .core import TaoNbError, import_tensorflow, progress, write_text_atomic
 from .data.kitti import ImageAnnotations, kitti_label_text
 from .data.pipeline import SSDAugmentation, detection_data, eval_dataset, preprocess
 from .metrics import ConfusionMatrix, DetectionMatcher, EvaluationResult, plot_confusion_matrix, plot_pr_curves
-from .models.ssd import DetectionHead, SSDNetwork, load_keras_model, ssd_network_from_model
-from .spec import SSDExperiment, load_spec, validate_spec
+from .models.ssd import DetectionHead, load_keras_model, ssd_network_from_model
+from .spec import SSDExperiment, load_spec, target_classes, validate_spec
 
 tf = import_tensorflow()
 import keras  # noqa: E402
@@ -26,34 +27,49 @@ import keras  # noqa: E402
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['tf', 'log', 'IMAGE_EXTENSIONS', 'PALETTE', 'Detector', 'load_detector', 'evaluate', 'draw_detections', 'inference',
-           'show_detections']
+__all__ = ['tf', 'log', 'ENGINE_SUFFIXES', 'IMAGE_EXTENSIONS', 'PALETTE', 'Detector', 'load_detector', 'evaluate',
+           'draw_detections', 'inference', 'show_detections']
 
 # %% ../nbs/50_evaluate.ipynb #96a34ea8
 @dataclass
 class Detector:
-    "A trained SSD with its decoding and NMS, ready to predict."
-    net: SSDNetwork
-    model: keras.Model  # images -> (B, top_k, 6)
+    "A trained SSD with its decoding and NMS, ready to predict: a Keras model or an exported ONNX model."
+    classes: list[str]  # class names, id = index + 1
+    predict: Callable[[np.ndarray], np.ndarray]  # preprocessed images (B, H, W, C) -> (B, top_k, 6)
     aug: SSDAugmentation  # input size and preprocessing
+    kind: str = "keras"  # "keras" or "onnx"
 
-    def __call__(self, images) -> np.ndarray:
-        return self.model(images, training=False).numpy()
+    def __call__(self, images) -> np.ndarray: return self.predict(images)
+
+ENGINE_SUFFIXES = (".engine", ".trt", ".plan")
+
+def _onnx_detector(path: Path, spec: SSDExperiment) -> Detector:
+    from tao_nb.export import OnnxDetector
+    onnx, aug = OnnxDetector(path), SSDAugmentation.from_spec(spec.augmentation_config)
+    classes = target_classes(spec.dataset_config.target_class_mapping)
+    if onnx.classes is not None and list(onnx.classes) != classes:
+        raise TaoNbError(f"{path} detects {', '.join(onnx.classes)}; the spec's target_class_mapping gives {', '.join(classes)}")
+    size = (aug.output_height, aug.output_width, aug.output_channel)
+    if tuple(onnx.input_shape) != size:
+        raise TaoNbError(f"{path} takes {onnx.input_shape} (H, W, C) images; the spec's augmentation_config gives {size}")
+    return Detector(classes, lambda x: onnx(np.asarray(x, np.float32)), aug, "onnx")
 
 def load_detector(model_path: str | os.PathLike, spec: SSDExperiment) -> Detector:
-    "The detector of a saved SSD model, with the spec's NMS settings."
+    "The detector of a saved SSD model: Keras (with the spec's NMS settings) or ONNX (with its own)."
     path = Path(model_path)
-    if path.suffix != ".keras":
-        raise TaoNbError(f"{path}: only Keras models (.keras) can be evaluated so far; ONNX and TensorRT engines "
-                         "come with the export subtask")
+    if path.suffix == ".onnx": return _onnx_detector(path, spec)
+    if path.suffix in ENGINE_SUFFIXES:
+        raise TaoNbError(f"{path}: TensorRT engines run only where TensorRT and an NVIDIA GPU are installed "
+                         "(pip install tao_nb[tensorrt] on a GPU machine); evaluate the .onnx model here instead")
+    if path.suffix != ".keras": raise TaoNbError(f"{path}: a model is a .keras, .onnx or TensorRT engine file")
     net = ssd_network_from_model(load_keras_model(path), spec)
     nc = spec.nms_config
     head = DetectionHead(net.anchors, net.variances, nc.confidence_threshold, nc.clustering_iou_threshold, nc.top_k, name="NMS")
     model = keras.Model(net.model.input, head(net.model.output))
-    return Detector(net, model, SSDAugmentation.from_spec(spec.augmentation_config))
+    return Detector(net.classes, lambda x: model(x, training=False).numpy(), SSDAugmentation.from_spec(spec.augmentation_config))
 
 # %% ../nbs/50_evaluate.ipynb #8860b9ad
-def evaluate(model_path: str | os.PathLike,  # a trained model (.keras)
+def evaluate(model_path: str | os.PathLike,  # a trained model (.keras) or an exported one (.onnx)
              spec: SSDExperiment | str | os.PathLike,  # the experiment spec, or its file
              batch_size: int | None = None,  # default: eval_config.batch_size, else the training batch size
              confusion_threshold: float = 0.5,  # predictions scoring at least this enter the confusion matrix
@@ -66,8 +82,8 @@ def evaluate(model_path: str | os.PathLike,  # a trained model (.keras)
     data = detection_data(spec.dataset_config, "val")
     ds = eval_dataset(data, det.aug).padded_batch(batch_size or ec.batch_size or spec.training_config.batch_size_per_gpu,
         padding_values={"image": 0.0, "boxes": 0.0, "classes": -1, "difficult": False, "frame_id": ""})
-    matcher = DetectionMatcher(len(det.net.classes), ec.matching_iou_threshold, coco=True)
-    confusion = ConfusionMatrix(len(det.net.classes), ec.matching_iou_threshold, score_threshold=confusion_threshold)
+    matcher = DetectionMatcher(len(det.classes), ec.matching_iou_threshold, coco=True)
+    confusion = ConfusionMatrix(len(det.classes), ec.matching_iou_threshold, score_threshold=confusion_threshold)
     bar = progress(data.size, "evaluate", "img")
     for b in ds:
         out = det(b["image"])
@@ -78,13 +94,13 @@ def evaluate(model_path: str | os.PathLike,  # a trained model (.keras)
             matcher.add(*args); confusion.add(*args)
         bar.update(out.shape[0])
     bar.close()
-    result = matcher.result(det.net.classes, ec.AP_MODE.Name(ec.average_precision_mode))
+    result = matcher.result(det.classes, ec.AP_MODE.Name(ec.average_precision_mode))
     result.confusion = confusion.counts
     if ec.visualize_pr_curve:
         import matplotlib.pyplot as plt
         folder = Path(model_path).parent
         for name, fig in (("PR_curve.png", plot_pr_curves(result)),
-                          ("confusion_matrix.png", plot_confusion_matrix(confusion.counts, det.net.classes))):
+                          ("confusion_matrix.png", plot_confusion_matrix(confusion.counts, det.classes))):
             fig.savefig(folder / name, dpi=100); plt.close(fig)
         log.info("precision-recall curves and confusion matrix saved to %s", folder)
     return result
@@ -110,7 +126,7 @@ def _save_image(im, path: Path):
     from tao_nb.core import atomic_write
     with atomic_write(path, "wb") as f: im.save(f, format="PNG" if path.suffix.lower() == ".png" else "JPEG")
 
-def inference(model_path: str | os.PathLike,  # a trained model (.keras)
+def inference(model_path: str | os.PathLike,  # a trained model (.keras) or an exported one (.onnx)
               spec: SSDExperiment | str | os.PathLike,  # the experiment spec, or its file
               image_dir: str | os.PathLike,  # images to run on
               out_image_dir: str | os.PathLike | None = None,  # annotated copies go here
@@ -137,11 +153,11 @@ def inference(model_path: str | os.PathLike,  # a trained model (.keras)
             boxes = out[:, 2:] * np.array([w, h, w, h], np.float32)
             real = (np.round(boxes[:, 2], 2) > np.round(boxes[:, 0], 2)) & (np.round(boxes[:, 3], 2) > np.round(boxes[:, 1], 2))
             out, boxes = out[real], boxes[real]  # boxes clipped to nothing at the image border are no detections
-            ann = ImageAnnotations(path.stem, [det.net.classes[int(c) - 1] for c in out[:, 0]], boxes, scores=out[:, 1],
+            ann = ImageAnnotations(path.stem, [det.classes[int(c) - 1] for c in out[:, 0]], boxes, scores=out[:, 1],
                                    image_path=path)
             if out_image_dir:
                 from PIL import Image
-                with Image.open(path) as im: _save_image(draw_detections(im, ann, det.net.classes), Path(out_image_dir) / path.name)
+                with Image.open(path) as im: _save_image(draw_detections(im, ann, det.classes), Path(out_image_dir) / path.name)
             if out_label_dir: write_text_atomic(Path(out_label_dir) / f"{path.stem}.txt", kitti_label_text(ann))
             results[path.stem] = ann
         bar.update(len(x))
