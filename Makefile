@@ -44,7 +44,7 @@ nbs-test: install
 	$(BIN)/nbdev_test --n_workers 2
 
 pytest: install
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q -n 2 --dist loadfile --durations=15 tests
 
 ## Regenerate everything generated: the package from nbs/, clean notebooks, protobuf code, README.
 sync: install
