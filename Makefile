@@ -20,17 +20,22 @@ install: $(STAMP)
 
 ## The main job: the SSD workflow of the TAO tutorial on the built-in sample dataset, through the CLI.
 DEMO_OUT ?= demo_out
+DEMO_SPEC = $(DEMO_OUT)/sample/specs/sample_ssd_train.txt
+DEMO_MODEL = $$(ls $(DEMO_OUT)/results/weights/*.keras | tail -n 1)
 demo: install
 	$(BIN)/tao-nb data make_sample -o $(DEMO_OUT)/sample --overwrite
 	$(BIN)/tao-nb spec validate $(DEMO_OUT)/sample/specs/*.txt
 	$(BIN)/tao-nb ssd dataset_convert -d $(DEMO_OUT)/sample/specs/sample_convert.txt -o $(DEMO_OUT)/sample/tfrecords/sample
-	$(BIN)/tao-nb data summary -e $(DEMO_OUT)/sample/specs/sample_ssd_train.txt --figure $(DEMO_OUT)/data_summary.png
-	rm -rf $(DEMO_OUT)/results
-	$(BIN)/tao-nb ssd train -e $(DEMO_OUT)/sample/specs/sample_ssd_train.txt -r $(DEMO_OUT)/results
-	$(BIN)/tao-nb ssd evaluate -e $(DEMO_OUT)/sample/specs/sample_ssd_train.txt -m $$(ls $(DEMO_OUT)/results/weights/*.keras | tail -n 1)
-	$(BIN)/tao-nb ssd inference -e $(DEMO_OUT)/sample/specs/sample_ssd_train.txt -m $$(ls $(DEMO_OUT)/results/weights/*.keras | tail -n 1) \
+	$(BIN)/tao-nb data summary -e $(DEMO_SPEC) --figure $(DEMO_OUT)/data_summary.png
+	rm -rf $(DEMO_OUT)/results $(DEMO_OUT)/export
+	$(BIN)/tao-nb ssd train -e $(DEMO_SPEC) -r $(DEMO_OUT)/results
+	$(BIN)/tao-nb ssd evaluate -e $(DEMO_SPEC) -m $(DEMO_MODEL)
+	$(BIN)/tao-nb ssd inference -e $(DEMO_SPEC) -m $(DEMO_MODEL) \
 	  -i $(DEMO_OUT)/sample/validation/image_2 -o $(DEMO_OUT)/inference/images -l $(DEMO_OUT)/inference/labels
-	@echo "demo: results in $(DEMO_OUT)/ (training_log.csv, weights/, inference/images/)"
+	$(BIN)/tao-nb ssd export -e $(DEMO_SPEC) -m $(DEMO_MODEL) -o $(DEMO_OUT)/export/ssd.onnx --data_type int8 \
+	  --cal_image_dir $(DEMO_OUT)/sample/training/image_2 --cal_cache_file $(DEMO_OUT)/export/cal.bin --cal_data_file $(DEMO_OUT)/export/cal.npy
+	$(BIN)/tao-nb ssd evaluate -e $(DEMO_SPEC) -m $(DEMO_OUT)/export/ssd.int8.onnx
+	@echo "demo: results in $(DEMO_OUT)/ (results/training_log.csv, results/weights/, inference/images/, export/ssd.onnx, export/ssd.int8.onnx)"
 
 ## Everything CI runs: package, notebooks and README in sync, notebook tests, pytest.
 test: install check-sync nbs-test pytest
