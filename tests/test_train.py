@@ -11,29 +11,7 @@ from pathlib import Path
 import pytest
 
 from tao_nb.core import TaoNbError
-from tao_nb.data.sample import make_sample_dataset, sample_convert_spec, sample_ssd_spec
-
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory):
-    """A tiny converted sample dataset; returns a function writing an SSD spec for it."""
-    d = tmp_path_factory.mktemp("sample")
-    make_sample_dataset(d / "data", n_train=16, n_val=4, image_size=(160, 128))
-    (d / "convert.txt").write_text(sample_convert_spec(d / "data", num_shards=1))
-    out = subprocess.run([sys.executable, "-m", "tao_nb.cli", "ssd", "dataset_convert", "-d", d / "convert.txt",
-                          "-o", d / "tfrecords" / "sample"], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-
-    def spec(name="spec.txt", **kw):
-        kw = {"num_epochs": 2, "batch_size": 8, "validation_period": 1, **kw}
-        p = d / name
-        p.write_text(sample_ssd_spec(d / "data", d / "tfrecords" / "sample", **kw))
-        return p
-    return spec
-
-
-def tao_nb(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "tao_nb.cli", *map(str, args)], capture_output=True, text=True, **kw)
+from conftest import tao_nb
 
 
 def log_rows(results):
@@ -112,65 +90,3 @@ def test_two_replicas_scale_the_learning_rate(sample, tmp_path):
     assert tao_nb("ssd", "train", "-e", spec, "-r", single).returncode == 0
     # two replicas: twice the base learning rate at the same progress (end of training: the minimum, scaled)
     assert math.isclose(float(lr), 2 * float(log_rows(single)[-1]["lr"]), rel_tol=1e-4)
-
-
-def test_quantization_aware_training(sample, tmp_path):
-    """enable_qat trains with fake quantisation; checkpoints stay QAT models that evaluate loads; mixing is refused."""
-    from tao_nb.models.ssd import load_keras_model
-    from tao_nb.qat import activation_ranges, is_qat_model
-    spec = Path(sample("qat.txt", num_epochs=1))
-    spec.write_text(spec.read_text().replace("  num_epochs: 1\n", "  num_epochs: 1\n  enable_qat: true\n"))
-    out = tao_nb("ssd", "train", "-e", spec, "-r", tmp_path / "r")
-    assert out.returncode == 0, out.stderr
-    model = load_keras_model(tmp_path / "r" / "weights" / "ssd_resnet10_epoch_001.keras")
-    ranges = activation_ranges(model)
-    assert is_qat_model(model) and ranges["Input"] > 100  # measured on mean-subtracted images, not the initial 6
-    out = tao_nb("ssd", "evaluate", "-m", tmp_path / "r" / "weights" / "ssd_resnet10_epoch_001.keras", "-e", spec)
-    assert out.returncode == 0 and "mAP" in out.stdout, out.stderr
-    plain = sample("plain_more.txt", num_epochs=2)  # resuming the QAT checkpoint without QAT
-    out = tao_nb("ssd", "train", "-e", plain, "-r", tmp_path / "r")
-    assert out.returncode == 1 and "trained with QAT" in out.stderr and "Traceback" not in out.stderr
-
-
-def test_train_prune_retrain_evaluate(sample, tmp_path):
-    """TAO's recipe through the CLI: train, prune, retrain the pruned model (NO_REG), evaluate; shapes stay pruned."""
-    # one epoch leaves filter norms close together, so a high threshold is what prunes here
-    import json
-    from tao_nb.models.ssd import load_keras_model
-    spec = sample("full.txt", num_epochs=1)
-    assert tao_nb("ssd", "train", "-e", spec, "-r", tmp_path / "full").returncode == 0
-    model = tmp_path / "full" / "weights" / "ssd_resnet10_epoch_001.keras"
-    out = tao_nb("ssd", "prune", "-m", model, "-o", tmp_path / "pruned.keras", "-pth", "0.99", "-nf", "8", "-k", "key")
-    assert out.returncode == 0 and "pruning ratio" in out.stdout, out.stderr
-    report = json.loads((tmp_path / "pruned.prune.json").read_text())
-    assert report["pruned"] and report["params_after"] < report["params_before"]
-
-    retrain = Path(sample("retrain.txt", num_epochs=1, regularizer="NO_REG"))
-    text = retrain.read_text()
-    retrain.write_text(text.replace("training_config {\n", f'training_config {{\n  pruned_model_path: "{tmp_path / "pruned.keras"}"\n', 1))
-    out = tao_nb("ssd", "train", "-e", retrain, "-r", tmp_path / "retrained")
-    assert out.returncode == 0, out.stderr
-    retrained = tmp_path / "retrained" / "weights" / "ssd_resnet10_epoch_001.keras"
-    assert load_keras_model(retrained).count_params() == report["params_after"]
-    out = tao_nb("ssd", "evaluate", "-m", retrained, "-e", retrain)
-    assert out.returncode == 0 and "mAP" in out.stdout, out.stderr
-
-    # -m with a pruned model trains the pruned network too (copying its weights into a full one would undo pruning)
-    out = tao_nb("ssd", "train", "-e", sample("plain.txt", num_epochs=1, regularizer="NO_REG"), "-r", tmp_path / "by_m",
-                 "-m", tmp_path / "pruned.keras")
-    assert out.returncode == 0, out.stderr
-    assert load_keras_model(tmp_path / "by_m" / "weights" / "ssd_resnet10_epoch_001.keras").count_params() == report["params_after"]
-
-    # a model pruned from a QAT model cannot be retrained without QAT (nor the reverse)
-    (tmp_path / "pruned.prune.json").write_text(json.dumps({**report, "qat": True}))
-    out = tao_nb("ssd", "train", "-e", retrain, "-r", tmp_path / "mixed")
-    assert out.returncode == 1 and "cannot be retrained without QAT" in out.stderr and "Traceback" not in out.stderr
-
-
-def test_prune_errors_name_the_problem(tmp_path):
-    out = tao_nb("ssd", "prune", "-m", tmp_path / "missing.keras", "-o", tmp_path / "p.keras")
-    assert out.returncode == 1 and "missing.keras: model file not found" in out.stderr
-    out = tao_nb("ssd", "prune", "-m", tmp_path / "missing.keras", "-o", tmp_path / "p.h5")
-    assert out.returncode == 1 and ".keras" in out.stderr and "Traceback" not in out.stderr
-    out = tao_nb("ssd", "prune", "-m", tmp_path / "m.keras", "-o", tmp_path / "p.keras", "-n", "L1")
-    assert out.returncode == 2 and "invalid choice" in out.stderr
