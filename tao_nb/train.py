@@ -423,7 +423,7 @@ def train(spec: SSDExperiment | str | os.PathLike,  # the experiment spec, or it
         callbacks.append(early)
     ckpt = CheckpointCallback(results_dir / "weights", net.model.name, tc.checkpoint_interval, tc.num_epochs, guard)
     csv_log = CSVLog(results_dir / "training_log.csv", start.epoch)
-    callbacks += [ckpt, csv_log]
+    callbacks += [csv_log, ckpt]  # the log row first: a kill between the two leaves a row the resume drops, never a checkpoint without its row
     if tc.visualizer.enabled:
         sample = list(train_dataset(train_data, aug, spec.random_seed, start.epoch).take(tc.visualizer.num_images))
         images = tf.stack([e["image"] for e in sample]) if sample else None

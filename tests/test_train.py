@@ -60,6 +60,18 @@ def test_resume_after_kill(sample, tmp_path):
         assert math.isclose(float(a["lr"]), float(b["lr"]), rel_tol=1e-5)
 
 
+def test_every_checkpoint_finds_its_log_row_already_written(sample, tmp_path, monkeypatch):
+    """The log row of an epoch is written before its checkpoint: a kill between the two can never lose a row."""
+    import tao_nb.train as train_module
+    save, seen = train_module.save_checkpoint, []
+    def checking_save(detector, optimizer, weights_dir, name, epoch):
+        seen.append((epoch, [int(r["epoch"]) for r in log_rows(tmp_path / "results")]))
+        return save(detector, optimizer, weights_dir, name, epoch)
+    monkeypatch.setattr(train_module, "save_checkpoint", checking_save)
+    train_module.train(sample("order.txt", num_epochs=2), tmp_path / "results", verbose=0)
+    assert seen == [(1, [1]), (2, [1, 2])]
+
+
 def test_nan_loss_stops_with_clear_message(sample, tmp_path):
     from tao_nb.train import train
     spec = sample("nan.txt", num_epochs=2, max_learning_rate=1e12)
