@@ -34,8 +34,9 @@ demo: install
 	  -i $(DEMO_OUT)/sample/validation/image_2 -o $(DEMO_OUT)/inference/images -l $(DEMO_OUT)/inference/labels
 	$(BIN)/tao-nb ssd export -e $(DEMO_SPEC) -m $(DEMO_MODEL) -o $(DEMO_OUT)/export/ssd.onnx --data_type int8 \
 	  --cal_image_dir $(DEMO_OUT)/sample/training/image_2 --cal_cache_file $(DEMO_OUT)/export/cal.bin --cal_data_file $(DEMO_OUT)/export/cal.npy
-	$(BIN)/tao-nb ssd evaluate -e $(DEMO_SPEC) -m $(DEMO_OUT)/export/ssd.int8.onnx
-	@echo "demo: results in $(DEMO_OUT)/ (results/training_log.csv, results/weights/, inference/images/, export/ssd.onnx, export/ssd.int8.onnx)"
+	$(BIN)/tao-nb ssd compare -e $(DEMO_SPEC) -m $(DEMO_MODEL) $(DEMO_OUT)/export/ssd.onnx $(DEMO_OUT)/export/ssd.int8.onnx \
+	  -n Keras "ONNX FP32" "ONNX INT8" -o $(DEMO_OUT)/export/int8_report.json --figure $(DEMO_OUT)/export/int8_report.png
+	@echo "demo: results in $(DEMO_OUT)/ (results/training_log.csv, results/weights/, inference/images/, export/ssd.onnx, export/ssd.int8.onnx, export/int8_report.json)"
 
 ## Everything CI runs: package, notebooks and README in sync, notebook tests, pytest.
 test: install check-sync nbs-test pytest

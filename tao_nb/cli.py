@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -16,7 +17,7 @@ from .core import TaoNbError, setup_logging, write_text_atomic
 from .spec import SPEC_KINDS, SpecError, load_spec, spec_defaults, spec_summary
 
 # %% auto #0
-__all__ = ['COMMANDS', 'GROUP_HELP', 'Command', 'command', 'build_parser', 'main', 'read_yaml_spec']
+__all__ = ['COMMANDS', 'GROUP_HELP', 'Command', 'command', 'build_parser', 'main', 'engine_request', 'read_yaml_spec']
 
 # %% ../nbs/99_cli.ipynb #2964fb0e
 @dataclass
@@ -122,7 +123,7 @@ for _network in ("ssd", "yolo_v3"):
 
 # %% ../nbs/99_cli.ipynb #d7069c3a
 def _key_argument(p):
-    p.add_argument("-k", "--key", default=None, help="Accepted for TAO compatibility; tao_nb models are not encrypted.")
+    p.add_argument("-k", "--key", default=None, help="The key of encrypted exports (ONNX files exported with -k); trained .keras models are plain.")
 
 def _train_arguments(p: argparse.ArgumentParser):
     p.add_argument("-e", "--experiment_spec_file", required=True, metavar="SPEC", help="The experiment spec.")
@@ -152,7 +153,7 @@ def _model_spec_arguments(p):
 
 def _evaluate(args) -> int:
     from tao_nb.evaluate import evaluate
-    print(evaluate(args.model, args.experiment_spec_file).table())
+    print(evaluate(args.model, args.experiment_spec_file, key=args.key).table())
     return 0
 
 def _inference_arguments(p):
@@ -164,7 +165,8 @@ def _inference_arguments(p):
 
 def _inference(args) -> int:
     from tao_nb.evaluate import inference
-    res = inference(args.model, args.experiment_spec_file, args.in_image_dir, args.out_image_dir, args.out_label_dir, args.threshold)
+    res = inference(args.model, args.experiment_spec_file, args.in_image_dir, args.out_image_dir, args.out_label_dir,
+                    args.threshold, key=args.key)
     print(f"{len(res)} images, {sum(len(a) for a in res.values())} detections above {args.threshold}: {args.out_image_dir}")
     return 0
 
@@ -206,7 +208,11 @@ def _export_arguments(p):
     p.add_argument("-m", "--model", required=True, help="The trained model (.keras).")
     p.add_argument("-e", "--experiment_spec", "--experiment_spec_file", required=True, metavar="SPEC", help="The experiment spec.")
     p.add_argument("-o", "--output_file", default=None, help="The ONNX model to write (default: the model's path with .onnx).")
-    _key_argument(p)
+    p.add_argument("-k", "--key", default=None, help="Encrypt the exported ONNX files with this key (default: plain files).")
+    p.add_argument("--layout", choices=("portable", "tensorrt"), default=None,
+                   help="portable: decoding and NMS in standard ONNX, for ONNX Runtime anywhere; tensorrt: TAO's layout "
+                        "(input Input NCHW, NMSDynamic_TRT node NMS) for TensorRT and DeepStream. Default: tensorrt with "
+                        "--engine_file or --gen_ds_config, else portable.")
     p.add_argument("--data_type", choices=("fp32", "fp16", "int8"), default="fp32",
                    help="fp32 and fp16 write the FP32 ONNX model (TensorRT lowers it to FP16); int8 calibrates as well.")
     p.add_argument("--cal_image_dir", default=None, help="Images (.jpg, .jpeg, .png) to calibrate INT8 with.")
@@ -216,9 +222,9 @@ def _export_arguments(p):
     p.add_argument("--cal_cache_file", default=None,
                    help="TensorRT calibration cache: reused if it exists, else written (default: <output>.cal.bin).")
     p.add_argument("--cal_json_file", default=None, help="A QAT model's activation ranges, as {\"tensor_scales\": {name: amax}}.")
-    p.add_argument("--max_batch_size", type=int, default=None, help="Accepted for TAO compatibility: the ONNX batch is dynamic.")
+    p.add_argument("--max_batch_size", type=int, default=1, help="The TensorRT engine's largest batch (1); the ONNX batch is dynamic.")
     p.add_argument("--engine_file", default=None, help="A TensorRT engine to build (needs TensorRT and a GPU).")
-    p.add_argument("--gen_ds_config", action="store_true", help="DeepStream nvinfer config and labels (needs the TensorRT layout).")
+    p.add_argument("--gen_ds_config", action="store_true", help="Write DeepStream's nvinfer_config.txt and labels.txt beside the model.")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (13 to 18; 17).")
 
 def _calibration_data(args, spec):
@@ -229,30 +235,160 @@ def _calibration_data(args, spec):
     if args.cal_data_file: save_calibration_data(data, args.cal_data_file)
     return data
 
-@command("ssd", "export", "Export an SSD model to ONNX (FP32, and INT8 with a TensorRT calibration cache).", _export_arguments)
-def _export(args) -> int:
+def _qat_cache(model, onnx_path: Path, cache: Path, key: str | None = None) -> bool:
+    "Write the calibration cache from a QAT model's own ranges (unless a cache exists): whether it did."
+    from tao_nb.qat import is_qat_model
+    if cache.is_file() or not is_qat_model(model): return False
+    from tao_nb.export_qat import qat_calibration_cache
+    qat_calibration_cache(model, onnx_path, cache, key)
+    return True
+
+def _export_portable(args, model, spec, out: Path, cache: Path):
+    "The portable FP32 model, and its INT8 QDQ model; encrypted at the end when a key is given."
+    from tao_nb.encryption import write_model_file
     from tao_nb.export import export_int8_onnx, export_onnx
+    with tempfile.TemporaryDirectory(prefix=".tao_nb_export.", dir=out.parent) as tmp:  # plain files never reach `out`
+        fp32 = export_onnx(model, spec, Path(tmp) / "model.onnx", opset=args.opset)
+        write_model_file(out, fp32.read_bytes(), args.key)
+        print(f"ONNX detector: {out} ({out.stat().st_size / 2**20:.1f} MiB{', encrypted' if args.key else ''})")
+        if args.data_type == "int8":
+            qat = not cache.is_file() and _qat_cache(model, fp32, cache)
+            data = None if cache.is_file() else _calibration_data(args, spec)
+            r = export_int8_onnx(fp32, Path(tmp) / "int8.onnx", data, cache)
+            int8 = write_model_file(out.with_suffix(".int8.onnx"), r.path.read_bytes(), args.key)
+            how = ("ranges from QAT, no calibration" if qat else f"calibrated on {data.shape[0]} x {data.shape[1]} images"
+                   if r.calibrated else "ranges from the existing cache")
+            print(f"INT8 ONNX detector: {int8} ({how}); TensorRT calibration cache: {r.cache} ({len(r.ranges)} tensors)")
+
+def _export_tensorrt(args, model, spec, out: Path, cache: Path):
+    "The TensorRT-layout model, its calibration cache, engine and DeepStream config as asked."
+    from tao_nb.export import read_calibration_cache
+    from tao_nb.export_tensorrt import build_engine, calibrate_tensorrt_cache, export_onnx_tensorrt, write_deepstream_config
+    export_onnx_tensorrt(model, spec, out, opset=args.opset, key=args.key)
+    print(f"ONNX model in TensorRT layout: {out} ({out.stat().st_size / 2**20:.1f} MiB{', encrypted' if args.key else ''})")
+    if args.data_type == "int8":
+        if _qat_cache(model, out, cache, args.key): print(f"TensorRT calibration cache: {cache} (ranges from QAT, no calibration)")
+        elif cache.is_file(): print(f"TensorRT calibration cache: {cache} (existing, {len(read_calibration_cache(cache))} tensors)")
+        else:
+            data = _calibration_data(args, spec)
+            if data is None: raise TaoNbError("INT8 needs calibration images (--cal_image_dir), calibration data "
+                                              "(--cal_data_file) or an existing calibration cache (--cal_cache_file)")
+            ranges = calibrate_tensorrt_cache(out, data, cache, key=args.key)
+            print(f"TensorRT calibration cache: {cache} (calibrated on {data.shape[0]} x {data.shape[1]} images, {len(ranges)} tensors)")
+    if args.gen_ds_config:
+        config, labels = write_deepstream_config(out.parent, out, spec, args.data_type, cache, args.engine_file, args.key)
+        print(f"DeepStream: {config}, {labels}")
+    if args.engine_file:
+        build_engine(out, args.engine_file, args.data_type, cache, args.max_batch_size, key=args.key)
+        print(f"TensorRT engine: {args.engine_file}")
+
+@command("ssd", "export", "Export an SSD model to ONNX (portable or TensorRT layout; FP32, INT8 with a calibration cache).",
+         _export_arguments)
+def _export(args) -> int:
     from tao_nb.models.ssd import load_keras_model
     from tao_nb.qat import is_qat_model, write_cal_json
-    if args.engine_file or args.gen_ds_config:
-        raise TaoNbError("--engine_file and --gen_ds_config need the TensorRT graph layout (NMSDynamic_TRT), which "
-                         "tao_nb does not export yet; the ONNX model runs in ONNX Runtime")
+    layout = args.layout or ("tensorrt" if args.engine_file or args.gen_ds_config else "portable")
+    if layout == "portable" and (args.engine_file or args.gen_ds_config):
+        raise TaoNbError("--engine_file and --gen_ds_config need --layout tensorrt (TensorRT's NMS plugin)")
+    if args.max_batch_size < 1: raise TaoNbError(f"--max_batch_size {args.max_batch_size}: must be at least 1")
     spec = load_spec(args.experiment_spec, "ssd")
     model = load_keras_model(args.model)
     out = Path(args.output_file or Path(args.model).with_suffix(".onnx"))
     if out.suffix != ".onnx": raise TaoNbError(f"{out}: the exported model is an .onnx file")
-    export_onnx(model, spec, out, opset=args.opset)
-    print(f"ONNX detector: {out} ({out.stat().st_size / 2**20:.1f} MiB)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cache = Path(args.cal_cache_file or out.with_suffix(".cal.bin"))
     if args.cal_json_file:
         if not is_qat_model(model): raise TaoNbError(f"--cal_json_file: {args.model} was not trained with QAT (enable_qat)")
         print(f"QAT activation ranges: {write_cal_json(model, args.cal_json_file)}")
-    if args.data_type == "int8":
-        cache = Path(args.cal_cache_file or out.with_suffix(".cal.bin"))
-        data = None if cache.is_file() else _calibration_data(args, spec)
-        r = export_int8_onnx(out, out.with_suffix(".int8.onnx"), data, cache)
-        how = f"calibrated on {data.shape[0]} x {data.shape[1]} images" if r.calibrated else "ranges from the existing cache"
-        print(f"INT8 ONNX detector: {r.path} ({how}); TensorRT calibration cache: {r.cache} ({len(r.ranges)} tensors)")
+    (_export_tensorrt if layout == "tensorrt" else _export_portable)(args, model, spec, out, cache)
     return 0
+
+
+# %% ../nbs/99_cli.ipynb #87eb8a1e
+def _gen_trt_engine_arguments(p):
+    p.add_argument("input_file", help="The exported .onnx model (TensorRT layout, or portable).")
+    p.add_argument("-k", "--key", default=None, help="The model's key, if it was exported with -k.")
+    p.add_argument("-d", "--input_dims", default=None, help="Input dimensions without the batch, e.g. 3,300,300 (checked against the model).")
+    p.add_argument("-o", "--outputs", default=None, help="Comma-separated output names, e.g. NMS (checked against the model).")
+    p.add_argument("-c", "--cal_cache_file", default=None, help="INT8 calibration cache (needed with -t int8).")
+    p.add_argument("-e", "--engine_file", default=None, help="The engine to write (default: the model's path with .engine).")
+    p.add_argument("-b", "--batch_size", type=int, default=None, help="Calibration batch size: accepted for compatibility (the cache is used).")
+    p.add_argument("-m", "--max_batch_size", type=int, default=16, help="The engine's largest batch (16).")
+    p.add_argument("-t", "--data_type", choices=("fp32", "fp16", "int8"), default="fp32", help="Engine precision (fp32).")
+    p.add_argument("-w", "--max_workspace_size", type=int, default=1 << 30, help="Builder workspace in bytes (1 GiB).")
+    p.add_argument("-i", "--input_order", choices=("nchw", "nhwc", "nc"), default="nchw", help="Order of -d (nchw).")
+    p.add_argument("-p", "--parse_profile_shapes", default=None, metavar="NAME,MIN,OPT,MAX",
+                   help="Optimisation profile of the input, e.g. Input,1x3x300x300,8x3x300x300,16x3x300x300.")
+
+def engine_request(model: bytes, source: str, input_dims: str | None = None, outputs: str | None = None,
+                   input_order: str = "nchw", profile: str | None = None, max_batch_size: int = 16) -> tuple[int, int, int]:
+    "Check tao-converter style options against an exported model: the (min, opt, max) batch of the engine."
+    import onnx
+    g = onnx.load_from_string(model).graph
+    inp = g.input[0]
+    shape = [d.dim_value or d.dim_param for d in inp.type.tensor_type.shape.dim]
+    if input_dims is not None:
+        try: dims = [int(v) for v in input_dims.split(",")]
+        except ValueError: raise TaoNbError(f"-d {input_dims}: give the input dimensions as numbers, e.g. 3,300,300") from None
+        if dims != shape[1:]:
+            raise TaoNbError(f"-d {input_dims} ({input_order}): {source} takes {','.join(map(str, shape[1:]))} "
+                             f"({'nchw' if shape[1] in (1, 3) else 'nhwc'} after the batch)")
+    names = [o.name for o in g.output]
+    if outputs is not None and (missing := [o for o in outputs.split(",") if o not in names]):
+        raise TaoNbError(f"-o {outputs}: {source} has no output {', '.join(missing)}; its outputs are {', '.join(names)}")
+    if profile is None: return 1, max_batch_size, max_batch_size
+    parts = profile.split(",")
+    if len(parts) != 4 or parts[0] != inp.name:
+        raise TaoNbError(f"-p {profile}: expected {inp.name},MIN,OPT,MAX with shapes like 1x{'x'.join(map(str, shape[1:]))}")
+    try: shapes = [[int(v) for v in s.split("x")] for s in parts[1:]]
+    except ValueError: raise TaoNbError(f"-p {profile}: shapes are numbers joined by x, e.g. 1x{'x'.join(map(str, shape[1:]))}") from None
+    if any(s[1:] != shape[1:] for s in shapes):
+        raise TaoNbError(f"-p {profile}: only the batch can vary; {source} takes Nx{'x'.join(map(str, shape[1:]))}")
+    return shapes[0][0], shapes[1][0], shapes[2][0]
+
+@command("ssd", "gen_trt_engine", "Build a TensorRT engine from an exported model (tao-converter's options; needs TensorRT and a GPU).",
+         _gen_trt_engine_arguments)
+def _gen_trt_engine(args) -> int:
+    from tao_nb.encryption import read_model_file
+    from tao_nb.export_tensorrt import build_engine
+    model = read_model_file(args.input_file, args.key)
+    low, opt, high = engine_request(model, args.input_file, args.input_dims, args.outputs, args.input_order,
+                                    args.parse_profile_shapes, args.max_batch_size)
+    engine = Path(args.engine_file or Path(args.input_file).with_suffix(".engine"))
+    build_engine(args.input_file, engine, args.data_type, args.cal_cache_file, high, low, opt,
+                 max(1, args.max_workspace_size >> 20), key=args.key)
+    print(f"TensorRT engine ({args.data_type}, batch {low}..{high}): {engine}")
+    return 0
+
+
+# %% ../nbs/99_cli.ipynb #64ec7977
+def _compare_arguments(p):
+    p.add_argument("-m", "--models", nargs="+", required=True, metavar="MODEL", help="Models to compare (.keras, .onnx); the first is the baseline.")
+    p.add_argument("-e", "--experiment_spec_file", required=True, metavar="SPEC", help="The experiment spec (validation data).")
+    p.add_argument("-n", "--names", nargs="+", default=None, help="A name per model (default: the file names).")
+    p.add_argument("-o", "--output_file", default=None, help="Write the report as JSON here.")
+    p.add_argument("--figure", default=None, help="Save the AP and latency bar charts here (.png).")
+    p.add_argument("--batch_sizes", nargs="+", type=int, default=[1, 16], help="Timed batch sizes (1 16).")
+    p.add_argument("--rounds", type=int, default=20, help="Timed rounds per batch size (20).")
+    _key_argument(p)
+
+@command("ssd", "compare", "Compare models side by side (e.g. FP32 and INT8 exports): mAP, per-class AP deltas, latency.",
+         _compare_arguments)
+def _compare(args) -> int:
+    from tao_nb.export_report import compare_models
+    names = args.names or [Path(m).name for m in args.models]
+    if len(names) != len(args.models): raise TaoNbError(f"{len(names)} names for {len(args.models)} models")
+    if len(set(names)) != len(names): raise TaoNbError(f"model names must differ: {', '.join(names)} (give them with -n)")
+    r = compare_models(dict(zip(names, args.models)), args.experiment_spec_file, batch_sizes=tuple(args.batch_sizes),
+                       rounds=args.rounds, key=args.key)
+    print(r.table())
+    print(f"CPU: {r.cpu['cores']} cores, INT8 instructions: {', '.join(r.cpu['int8_instructions']) or 'none found'}")
+    if args.output_file: print(f"report: {r.save(args.output_file)}")
+    if args.figure:
+        import matplotlib; matplotlib.use("Agg")
+        r.plot().savefig(args.figure, dpi=100); print(f"figure: {args.figure}")
+    return 0
+
 
 # %% ../nbs/99_cli.ipynb #4bec02ce
 def read_yaml_spec(path) -> dict:

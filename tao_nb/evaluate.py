@@ -43,9 +43,9 @@ class Detector:
 
 ENGINE_SUFFIXES = (".engine", ".trt", ".plan")
 
-def _onnx_detector(path: Path, spec: SSDExperiment) -> Detector:
+def _onnx_detector(path: Path, spec: SSDExperiment, key: str | None = None) -> Detector:
     from tao_nb.export import OnnxDetector
-    onnx, aug = OnnxDetector(path), SSDAugmentation.from_spec(spec.augmentation_config)
+    onnx, aug = OnnxDetector(path, key=key), SSDAugmentation.from_spec(spec.augmentation_config)
     classes = target_classes(spec.dataset_config.target_class_mapping)
     if onnx.classes is not None and list(onnx.classes) != classes:
         raise TaoNbError(f"{path} detects {', '.join(onnx.classes)}; the spec's target_class_mapping gives {', '.join(classes)}")
@@ -54,10 +54,12 @@ def _onnx_detector(path: Path, spec: SSDExperiment) -> Detector:
         raise TaoNbError(f"{path} takes {onnx.input_shape} (H, W, C) images; the spec's augmentation_config gives {size}")
     return Detector(classes, lambda x: onnx(np.asarray(x, np.float32)), aug, "onnx")
 
-def load_detector(model_path: str | os.PathLike, spec: SSDExperiment) -> Detector:
-    "The detector of a saved SSD model: Keras (with the spec's NMS settings) or ONNX (with its own)."
+def load_detector(model_path: str | os.PathLike, spec: SSDExperiment,
+                  key: str | None = None,  # the -k key of an encrypted ONNX export
+                  ) -> Detector:
+    "The detector of a saved SSD model: Keras (with the spec's NMS settings) or ONNX (portable or TensorRT layout, with its own)."
     path = Path(model_path)
-    if path.suffix == ".onnx": return _onnx_detector(path, spec)
+    if path.suffix == ".onnx": return _onnx_detector(path, spec, key)
     if path.suffix in ENGINE_SUFFIXES:
         raise TaoNbError(f"{path}: TensorRT engines run only where TensorRT and an NVIDIA GPU are installed "
                          "(pip install tao_nb[tensorrt] on a GPU machine); evaluate the .onnx model here instead")
@@ -73,11 +75,12 @@ def evaluate(model_path: str | os.PathLike,  # a trained model (.keras) or an ex
              spec: SSDExperiment | str | os.PathLike,  # the experiment spec, or its file
              batch_size: int | None = None,  # default: eval_config.batch_size, else the training batch size
              confusion_threshold: float = 0.5,  # predictions scoring at least this enter the confusion matrix
+             key: str | None = None,  # the -k key of an encrypted ONNX export
              ) -> EvaluationResult:
     "Evaluate a trained SSD model on the validation data of `spec` (VOC AP per class and mAP)."
     spec = load_spec(spec, "ssd") if not isinstance(spec, Message) else spec
     validate_spec(spec)
-    det = load_detector(model_path, spec)
+    det = load_detector(model_path, spec, key)
     ec = spec.eval_config
     data = detection_data(spec.dataset_config, "val")
     ds = eval_dataset(data, det.aug).padded_batch(batch_size or ec.batch_size or spec.training_config.batch_size_per_gpu,
@@ -133,10 +136,11 @@ def inference(model_path: str | os.PathLike,  # a trained model (.keras) or an e
               out_label_dir: str | os.PathLike | None = None,  # KITTI labels with scores go here
               threshold: float = 0.3,  # draw and write detections scoring above this
               batch_size: int = 16,
+              key: str | None = None,  # the -k key of an encrypted ONNX export
               ) -> dict[str, ImageAnnotations]:
     "Detect objects in every image of `image_dir`; write annotated images and (optionally) KITTI labels."
     spec = load_spec(spec, "ssd") if not isinstance(spec, Message) else spec
-    det = load_detector(model_path, spec)
+    det = load_detector(model_path, spec, key)
     image_dir = Path(image_dir)
     if not image_dir.is_dir(): raise TaoNbError(f"{image_dir}: image folder not found")
     images = sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)

@@ -67,14 +67,15 @@ def _rename_outputs(proto, names: list[str]):
     for o in proto.graph.output: o.name = renames[o.name]
 
 # %% ../nbs/70_export.ipynb #40906f88
-def _convert(model: keras.Model, batch_size: int, opset: int, output_names: list[str]):
-    "The ONNX ModelProto of a single-input Keras model, input `Input`, through tf2onnx."
+def _convert(model: keras.Model, batch_size: int, opset: int, output_names: list[str], nchw: bool = False):
+    "The ONNX ModelProto of a single-input Keras model, input `Input` (NHWC, or NCHW if `nchw`), through tf2onnx."
     import tf2onnx
     logging.getLogger("tf2onnx").setLevel(logging.WARNING)
     shape = (None if batch_size == -1 else batch_size, *model.input.shape[1:])
     sig = (tf.TensorSpec(shape, tf.float32, name="Input"),)
     fn = tf.function(lambda x: model(x, training=False), input_signature=sig)
-    try: proto, _ = tf2onnx.convert.from_function(fn, input_signature=sig, opset=opset)
+    try: proto, _ = tf2onnx.convert.from_function(fn, input_signature=sig, opset=opset,
+                                                  inputs_as_nchw=["Input"] if nchw else None)
     except Exception as e: raise TaoNbError(f"tf2onnx could not convert {model.name} ({type(e).__name__}: {e})") from None
     _rename_outputs(proto, output_names)
     return proto
@@ -108,19 +109,35 @@ def export_onnx(model: SSDNetwork | keras.Model | str | os.PathLike,  # a networ
 
 # %% ../nbs/70_export.ipynb #e4047053
 class OnnxDetector:
-    "An exported SSD detector run by ONNX Runtime: preprocessed images (N, H, W, C) -> (N, top_k, 6) detections."
+    "An exported SSD detector (portable or TensorRT layout) run by ONNX Runtime: preprocessed images (N, H, W, C) -> (N, top_k, 6)."
     def __init__(self,
-                 path: str | os.PathLike,  # a .onnx file written by `export_onnx` (FP32) or `export_int8_onnx`
+                 path: str | os.PathLike,  # a .onnx file written by `export_onnx`, `export_int8_onnx` or `export_onnx_tensorrt`
                  threads: int | None = None,  # intra-op threads; None: ONNX Runtime's default
+                 key: str | None = None,  # the -k key of an encrypted export
                  ):
-        import onnxruntime as ort
+        import onnx, onnxruntime as ort
+        from tao_nb.encryption import read_model_file
         self.path = p = Path(path)
         if not p.is_file(): raise TaoNbError(f"{p}: ONNX model file not found")
+        data = read_model_file(p, key)
+        try: proto = onnx.load_from_string(data)
+        except Exception as e: raise TaoNbError(f"{p}: not a loadable ONNX model ({type(e).__name__}: {e})") from None
+        self.tensorrt_layout = None
+        if any(n.op_type == "NMSDynamic_TRT" for n in proto.graph.node):  # TensorRT's NMS plugin: run it on the CPU
+            from tao_nb.export_tensorrt import TensorRTLayout
+            self.tensorrt_layout = TensorRTLayout(proto, p)
+            data = self.tensorrt_layout.network.SerializeToString()
         opts = ort.SessionOptions()
         if threads: opts.intra_op_num_threads = threads
-        try: self.session = ort.InferenceSession(str(p), opts, providers=["CPUExecutionProvider"])
+        try: self.session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
         except Exception as e: raise TaoNbError(f"{p}: not a loadable ONNX model ({type(e).__name__}: {e})") from None
         ins, outs = self.session.get_inputs(), {o.name: o for o in self.session.get_outputs()}
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.classes = json.loads(meta.get("tao_nb.classes", "null"))
+        if self.tensorrt_layout:
+            n, c, h, w = ins[0].shape
+            self.input_shape, self.batch_size = (h, w, c), n if isinstance(n, int) else None
+            return
         det = outs.get("detections")
         if [i.name for i in ins] != ["Input"] or len(ins[0].shape) != 4 or det is None or det.shape[-1] != 6:
             raise TaoNbError(f"{p}: not an SSD detector exported by tao_nb (expected input 'Input' (N, H, W, C) and "
@@ -128,8 +145,6 @@ class OnnxDetector:
                              f"outputs {[(o.name, o.shape) for o in outs.values()]})")
         self.input_shape = tuple(ins[0].shape[1:])  # (H, W, C)
         self.batch_size = ins[0].shape[0] if isinstance(ins[0].shape[0], int) else None  # None: any
-        meta = self.session.get_modelmeta().custom_metadata_map
-        self.classes = json.loads(meta.get("tao_nb.classes", "null"))
 
     def __call__(self, images, raw: bool = False) -> np.ndarray:
         "Detections (N, top_k, 6) of preprocessed `images`; `raw=True`: the network's outputs (N, anchors, C + 5)."
@@ -137,6 +152,9 @@ class OnnxDetector:
         if x.ndim != 4 or x.shape[1:] != self.input_shape or (self.batch_size and x.shape[0] != self.batch_size):
             raise TaoNbError(f"{self.path.name} takes images ({self.batch_size or 'N'}, {', '.join(map(str, self.input_shape))}), "
                              f"not {x.shape}")
+        if self.tensorrt_layout:
+            if raw: raise TaoNbError(f"{self.path.name} has the TensorRT layout: its raw outputs are loc_data and conf_data")
+            return self.tensorrt_layout.detections(self.session, x)
         return self.session.run(["predictions" if raw else "detections"], {"Input": x})[0]
 
 # %% ../nbs/70_export.ipynb #2b9f31a1
@@ -300,6 +318,22 @@ def _cached_amax(v: float) -> float:
     return struct.unpack(">f", bytes.fromhex(scale_hex(v)))[0] * 127
 
 # %% ../nbs/70_export.ipynb #07fc9240
+def _quantizable(proto, nodes: set[str], amax: dict[str, float]) -> tuple[dict[str, float], set[str]]:
+    "The ranges completed through ReLUs, and the nodes of `nodes` whose every activation has a range."
+    consumers = {}
+    for n in proto.graph.node:
+        for t in n.input: consumers.setdefault(t, []).append(n)
+    full = dict(amax)
+    for n in proto.graph.node:  # a convolution feeding only ReLUs: TensorRT fuses them; the ReLU's range stands for both
+        for t in n.output:
+            users = consumers.get(t, [])
+            if t not in full and users and all(u.op_type == "Relu" and u.output[0] in amax for u in users):
+                full[t] = max(amax[u.output[0]] for u in users)
+    constants = {i.name for i in proto.graph.initializer}
+    ok = {n.name for n in proto.graph.node if n.name in nodes
+          and all(t in full for t in n.output) and all(not t or t in full or t in constants for t in n.input)}
+    return full, ok
+
 def export_int8_onnx(onnx_path: str | os.PathLike,  # the FP32 detector written by `export_onnx`
                      output_path: str | os.PathLike,  # the INT8 QDQ model to write
                      cal_data: np.ndarray | None = None,  # calibration batches; unused when the cache fits this model
@@ -341,7 +375,8 @@ def export_int8_onnx(onnx_path: str | os.PathLike,  # the FP32 detector written 
             amax = {k: v for k, v in amax.items() if v > 0}
             if cache is not None: write_calibration_cache(amax, cache, trt_version)
         relu = {t for n in proto.graph.node if n.op_type == "Relu" for t in n.output}
-        save_tensors_data(_ort_ranges(amax, relu), tmp / "ranges.json")
-        _quantize(src, tmp / "int8.onnx", tmp / "ranges.json", None, nodes, reduce_range)
+        full, quantizable = _quantizable(proto, nodes, amax)
+        save_tensors_data(_ort_ranges(full, relu), tmp / "ranges.json")
+        _quantize(src, tmp / "int8.onnx", tmp / "ranges.json", None, quantizable, reduce_range)
         write_bytes_atomic(out, (tmp / "int8.onnx").read_bytes())
     return Int8Export(out, cache, amax, not reuse)
