@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: install demo test test-slow check-sync sync protos readme nbs-test pytest lock docs clean
+.PHONY: install demo demo-cli test test-slow check-sync sync protos readme nbs-test pytest lock docs docs-html clean
 
 $(STAMP): settings.ini setup.py constraints.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.11 is required: install python3.11 (or run make PYTHON=/path/to/python3.11)"; exit 1; }
@@ -18,11 +18,17 @@ $(STAMP): settings.ini setup.py constraints.txt
 
 install: $(STAMP)
 
-## The main job: the SSD workflow of the TAO tutorial on the built-in sample dataset, through the CLI.
 DEMO_OUT ?= demo_out
+
+## The main job: the SSD pipeline on the built-in sample dataset (convert, train, evaluate, prune, retrain, evaluate,
+## INT8 export), each step a notebook run by papermill; re-running skips the steps that finished.
+demo: install
+	$(BIN)/tao-nb pipeline run nbs/pipelines/ssd_sample.yaml -r $(DEMO_OUT)/pipeline
+
+## The same workflow through the command line, step by step, as in the TAO tutorial (60 epochs).
 DEMO_SPEC = $(DEMO_OUT)/sample/specs/sample_ssd_train.txt
 DEMO_MODEL = $$(ls $(DEMO_OUT)/results/weights/*.keras | tail -n 1)
-demo: install
+demo-cli: install
 	$(BIN)/tao-nb data make_sample -o $(DEMO_OUT)/sample --overwrite
 	$(BIN)/tao-nb spec validate $(DEMO_OUT)/sample/specs/*.txt
 	$(BIN)/tao-nb ssd dataset_convert -d $(DEMO_OUT)/sample/specs/sample_convert.txt -o $(DEMO_OUT)/sample/tfrecords/sample
@@ -39,7 +45,7 @@ demo: install
 	@echo "demo: results in $(DEMO_OUT)/ (results/training_log.csv, results/weights/, inference/images/, export/ssd.onnx, export/ssd.int8.onnx, export/int8_report.json)"
 
 ## Everything CI runs: package, notebooks and README in sync, notebook tests, pytest.
-test: install check-sync nbs-test pytest
+test: install check-sync docs-html nbs-test pytest
 
 ## Heavier tests as well (long training runs, fuzzing with many cases).
 test-slow: install
@@ -88,6 +94,10 @@ lock:
 	rm -rf .venv-lock
 
 ## The documentation site needs the Quarto CLI, which is not on PyPI.
+## The same site without Quarto (nbconvert): fails when a notebook has no page or is missing from the sidebar.
+docs-html: install
+	$(BIN)/python tools/render_docs.py --out _docs_html
+
 docs: install
 	@command -v quarto >/dev/null || { echo "make docs needs the Quarto CLI (https://quarto.org/docs/get-started/); it is not installable from PyPI"; exit 1; }
 	quarto render

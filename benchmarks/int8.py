@@ -16,20 +16,17 @@ this CPU has. Goal (issue "Export and INT8"): INT8 at least 2.5x faster than FP3
 """
 import argparse
 import os
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("TAO_NB_PROGRESS", "0")
 
-import numpy as np  # noqa: E402
 
 from tao_nb.data.convert import dataset_convert  # noqa: E402
-from tao_nb.data.pipeline import SSDAugmentation, detection_data, eval_dataset  # noqa: E402
 from tao_nb.data.sample import make_sample_dataset, sample_convert_spec, sample_ssd_spec  # noqa: E402
-from tao_nb.evaluate import evaluate  # noqa: E402
-from tao_nb.export import OnnxDetector, calibration_batches, cpu_int8_features, export_int8_onnx, export_onnx  # noqa: E402
+from tao_nb.export import calibration_batches, cpu_int8_features, export_int8_onnx, export_onnx  # noqa: E402
+from tao_nb.export_report import compare_models  # noqa: E402
 from tao_nb.spec import load_spec, spec_from_text  # noqa: E402
 from tao_nb.train import train  # noqa: E402
 
@@ -41,16 +38,6 @@ def trained_model(work: Path, epochs: int) -> tuple[Path, Path]:
     spec = work / "spec.txt"
     spec.write_text(sample_ssd_spec(work / "data", work / "tfrecords" / "sample", num_epochs=epochs))
     return train(spec, work / "train", verbose=2).model_path, spec
-
-
-def latencies_ms(detectors: dict, images: np.ndarray, rounds: int) -> dict[str, float]:
-    """Median wall time (ms) of one call of each detector on `images`, the detectors called in turns each round."""
-    for det in detectors.values(): det(images)  # warm-up
-    times = {k: [] for k in detectors}
-    for _ in range(rounds):
-        for k, det in detectors.items():
-            t = time.perf_counter(); det(images); times[k].append(time.perf_counter() - t)
-    return {k: 1000 * statistics.median(v) for k, v in times.items()}
 
 
 def main():
@@ -74,25 +61,13 @@ def main():
         cal_dir = args.cal_image_dir or work / "data" / "training" / "image_2"
         cal = calibration_batches(cal_dir, spec, args.batches, args.batch_size, spec.random_seed)
         int8 = export_int8_onnx(fp32, work / "export" / "ssd.int8.onnx", cal, work / "export" / "cal.bin").path
-        results = {name: evaluate(path, spec) for name, path in (("Keras", model), ("ONNX FP32", fp32), ("ONNX INT8", int8))}
-        val = [el["image"].numpy() for el in eval_dataset(detection_data(spec.dataset_config, "val"),
-                                                          SSDAugmentation.from_spec(spec.augmentation_config)).take(16)]
-        detectors = {"FP32": OnnxDetector(fp32), "INT8": OnnxDetector(int8)}
-        ms = {b: latencies_ms(detectors, np.stack(val[:b]), args.rounds) for b in (1, 16)}
-
+        report = compare_models({"Keras": model, "ONNX FP32": fp32, "ONNX INT8": int8}, spec, "ONNX FP32", (1, 16), args.rounds)
+        report.save(work / "export" / "int8_report.json")
         print(f"model {model} ({Path(fp32).stat().st_size / 2**20:.1f} MiB FP32 ONNX, "
               f"{Path(int8).stat().st_size / 2**20:.1f} MiB INT8); calibrated on {args.batches} x {args.batch_size} images of {cal_dir}")
-        print("validation mAP (" + spec.eval_config.AP_MODE.Name(spec.eval_config.average_precision_mode) + "): " +
-              ", ".join(f"{k} {r.mean_ap:.4f}" for k, r in results.items()))
-        base = results["ONNX FP32"]
-        for c in base.ap:
-            print(f"  AP {c:12s} FP32 {base.ap[c]:.4f}  INT8 {results['ONNX INT8'].ap[c]:.4f}  "
-                  f"delta {100 * (results['ONNX INT8'].ap[c] - base.ap[c]):+.2f} points")
-        for b, t in ms.items():
-            print(f"batch {b:2d}: FP32 {t['FP32']:8.1f} ms ({1000 * b / t['FP32']:6.1f} img/s)  INT8 {t['INT8']:8.1f} ms "
-                  f"({1000 * b / t['INT8']:6.1f} img/s)  speed-up {t['FP32'] / t['INT8']:.2f}x")
-        d = 100 * (results["ONNX INT8"].mean_ap - base.mean_ap)
-        print(f"INT8 vs FP32: {ms[1]['FP32'] / ms[1]['INT8']:.2f}x at batch 1, {ms[16]['FP32'] / ms[16]['INT8']:.2f}x at "
+        print(report.table())
+        d = 100 * (report.mean_ap["ONNX INT8"] - report.mean_ap["ONNX FP32"])
+        print(f"INT8 vs FP32: {report.speedup('ONNX INT8', 1):.2f}x at batch 1, {report.speedup('ONNX INT8', 16):.2f}x at "
               f"batch 16, mAP {d:+.2f} points (goal: >= 2.5x, within 1 point)")
         print(f"CPU: {os.cpu_count()} cores; INT8 instructions: {', '.join(cpu_int8_features()) or 'none found'}; "
               f"{time.perf_counter() - started:.0f} s in all")

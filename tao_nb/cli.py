@@ -390,6 +390,19 @@ def _compare(args) -> int:
     return 0
 
 
+# %% ../nbs/99_cli.ipynb #557349f8
+def _pipeline_arguments(p):
+    from tao_nb.pipeline import add_run_arguments
+    add_run_arguments(p)
+
+@command("pipeline", "run", "Run a pipeline of notebooks (a YAML config) through papermill; finished steps are skipped.",
+         _pipeline_arguments)
+def _pipeline_run(args) -> int:
+    from tao_nb.pipeline import run_from_args
+    return run_from_args(args)
+
+GROUP_HELP["pipeline"] = "pipelines of notebooks, run through papermill"
+
 # %% ../nbs/99_cli.ipynb #4bec02ce
 def read_yaml_spec(path) -> dict:
     "A YAML spec file as a dict, with a clear error naming the file and line."

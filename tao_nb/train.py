@@ -466,6 +466,7 @@ def read_training_log(results_dir) -> list[dict]:
 
 def plot_training_log(results_dir, ax=None):
     "Losses, learning rate and validation mAP by epoch, from the training log."
+    import matplotlib.pyplot as plt
     rows = read_training_log(results_dir)
     fig, axes = plt.subplots(1, 3, figsize=(12, 3)) if ax is None else (ax[0].figure, ax)
     ep = [r["epoch"] for r in rows]

@@ -38,3 +38,18 @@ def sample(tmp_path_factory):
         p.write_text(sample_ssd_spec(d / "data", d / "tfrecords" / "sample", **kw))
         return p
     return spec
+
+
+@pytest.fixture(scope="module")
+def untrained(sample, tmp_path_factory):
+    """An untrained sample-spec model (head weights scaled so scores spread) and its spec."""
+    from tao_nb.models.ssd import ssd_from_spec
+    from tao_nb.spec import load_spec
+    spec = sample("export_trt.txt")
+    net = ssd_from_spec(load_spec(spec))
+    for layer in net.model.layers:
+        if layer.name.startswith(("ssd_conf_", "ssd_loc_")) and layer.weights:
+            w, b = layer.get_weights(); layer.set_weights([w * 0.05, b])
+    path = tmp_path_factory.mktemp("untrained") / "model.keras"
+    net.model.save(path)
+    return path, spec
