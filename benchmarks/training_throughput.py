@@ -19,7 +19,6 @@ Goal (issue 4): our training time / plain `model.fit` time <= 1.1.
 """
 import argparse
 import os
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ os.environ.setdefault("TAO_NB_PROGRESS", "0")
 
 import numpy as np  # noqa: E402
 
+from tao_nb.core import latencies_ms  # noqa: E402
 from tao_nb.data.convert import dataset_convert  # noqa: E402
 from tao_nb.data.pipeline import SSDAugmentation, detection_data, tf, train_dataset  # noqa: E402
 from tao_nb.data.sample import make_sample_dataset, sample_convert_spec, sample_ssd_spec  # noqa: E402
@@ -80,17 +80,6 @@ def fit_seconds(model, callbacks, ds, steps: int) -> float:
     return time.perf_counter() - t
 
 
-def latency_ms(fn, x, runs: int) -> float:
-    """The median wall time of fn(x) in milliseconds, after 3 warm-up calls."""
-    for _ in range(3): fn(x).numpy()
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn(x).numpy()
-        times.append(time.perf_counter() - t)
-    return 1000 * statistics.median(times)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=20, help="training steps per timed fit")
@@ -134,7 +123,7 @@ def main():
     for name, model in cases.items():
         fn = tf.function(lambda x, m=model: m(x, training=False))
         for b in (1, 16):
-            ms = latency_ms(fn, x[:b], args.runs if b == 1 else max(5, args.runs // 3))
+            ms = latencies_ms({name: lambda: fn(x[:b]).numpy()}, args.runs if b == 1 else max(5, args.runs // 3), warmup=3)[name]
             print(f"  {name:34s} batch {b:2d}: {ms:8.1f} ms  {1000 * b / ms:7.1f} images/s")
     print(f"CPU cores: {os.cpu_count()}; all measured in this process, the same minutes ({time.perf_counter() - started:.0f} s in all)")
 

@@ -45,8 +45,9 @@ def _common_arguments(p: argparse.ArgumentParser):
     p.add_argument("--log_file", default=None, help="Path to the log file. Defaults to stdout (the terminal).")
     p.add_argument("-v", "--verbose", action="store_true", help="Show debug messages.")
 
-def build_parser() -> argparse.ArgumentParser:
-    "The argument parser of `tao-nb`, with every registered subtask."
+def build_parser(only: tuple[str, str] | None = None,  # (group, subtask): set up the arguments of this one alone
+                 ) -> argparse.ArgumentParser:
+    "The argument parser of `tao-nb`, with every registered subtask (their arguments: all, or those of `only`)."
     parser = argparse.ArgumentParser(prog="tao-nb", description="Train, prune and deploy TAO-compatible object "
                                      "detectors. Each subtask mirrors the TAO launcher's.")
     parser.add_argument("--version", action="version", version=f"tao_nb {tao_nb.__version__}")
@@ -57,14 +58,18 @@ def build_parser() -> argparse.ArgumentParser:
             g = groups.add_parser(cmd.group, help=GROUP_HELP.get(cmd.group, cmd.group))
             subparsers[cmd.group] = g.add_subparsers(dest="subtask", metavar="<subtask>", required=True)
         p = subparsers[cmd.group].add_parser(cmd.name, help=cmd.help, description=cmd.help)
-        cmd.add_arguments(p)
+        if only is None or only == (cmd.group, cmd.name): cmd.add_arguments(p)
         _common_arguments(p)
         p.set_defaults(_run=cmd.run)
     return parser
 
 def main(argv: Sequence[str] | None = None) -> int:
     "Run `tao-nb` with `argv` (default: the process arguments); return the exit status."
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    words = [a for a in argv if not a.startswith("-")][:2]
+    # only the chosen subtask's arguments are set up (none for help on groups): some need heavy imports to list choices
+    chosen = tuple(words) if len(words) == 2 else ("", "")
+    args = build_parser(chosen).parse_args(argv)
     setup_logging(args.log_file, args.verbose)
     try: return args._run(args) or 0
     except TaoNbError as e:

@@ -15,7 +15,7 @@ from typing import IO, Iterator
 
 # %% auto #0
 __all__ = ['TaoNbError', 'atomic_write', 'write_text_atomic', 'write_bytes_atomic', 'setup_logging', 'import_tensorflow',
-           'progress']
+           'progress', 'latencies_ms']
 
 # %% ../nbs/00_core.ipynb #4be05bc5
 class TaoNbError(Exception):
@@ -101,3 +101,22 @@ def progress(total: int,  # the number of steps
     from tqdm.auto import tqdm
     disable = total < min_total or os.environ.get("TAO_NB_PROGRESS", "1") == "0"
     return tqdm(total=total, desc=desc, unit=unit, leave=False, disable=disable, dynamic_ncols=True)
+
+# %% ../nbs/00_core.ipynb #09789c40
+def latencies_ms(calls: dict,  # name -> a function of no arguments (bind the inputs in a closure)
+                 rounds: int = 20,  # timed calls of each function (the median counts)
+                 warmup: int = 1,  # untimed calls of each first: tracing, allocations, caches
+                 ) -> dict[str, float]:
+    "Median wall time (ms) of each function in `calls`, the functions called in turns."
+    import statistics, time
+    for k, v in (("rounds", rounds), ("warmup", warmup)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < (1 if k == "rounds" else 0):
+            raise TaoNbError(f"{k} must be a whole number of at least {1 if k == 'rounds' else 0}, not {v!r}")
+    names = list(calls)
+    for name in names:
+        for _ in range(warmup): calls[name]()
+    times = {k: [] for k in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            t = time.perf_counter(); calls[name](); times[name].append(time.perf_counter() - t)
+    return {k: 1000 * statistics.median(v) for k, v in times.items()}

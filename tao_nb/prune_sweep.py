@@ -10,7 +10,6 @@ import logging
 import math
 import os
 import shutil
-import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from google.protobuf.message import Message
 
-from .core import TaoNbError, import_tensorflow, progress, write_text_atomic
+from .core import TaoNbError, import_tensorflow, latencies_ms, progress, write_text_atomic
 from .evaluate import evaluate
 from .prune import _check_params, count_flops, prune_model, save_pruned
 from .spec import SSDExperiment, load_spec, validate_spec
@@ -45,19 +44,15 @@ def compare_latency(models: list,  # Keras models taking one image tensor
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1: raise TaoNbError(f"{k} must be a positive integer, not {v!r}")
     if images is not None and len(images) < batch: raise TaoNbError(f"images: {len(images)} given, batch {batch} needs more")
     rng = np.random.default_rng(seed)
-    calls = []
-    for m in models:
+    calls = {}
+    for i, m in enumerate(models):
         x = rng.uniform(-1, 1, (batch, *m.input.shape[1:])) if images is None else images[:batch]
         x = tf.constant(np.asarray(x, np.float32))
         fn = tf.function(lambda x, m=m: m(x, training=False))
-        for _ in range(warmup + 1): tf.nest.map_structure(np.asarray, fn(x))  # the first call traces
-        calls.append((fn, x))
-    times = [[] for _ in models]
-    for r in range(runs):  # each round starts with the next model: no model always runs first
-        for i in np.roll(np.arange(len(models)), -r):
-            fn, x = calls[i]
-            start = time.perf_counter(); tf.nest.map_structure(np.asarray, fn(x)); times[i].append(time.perf_counter() - start)
-    return [1000 * statistics.median(t) for t in times]
+        tf.nest.map_structure(np.asarray, fn(x))  # the first call traces
+        calls[i] = lambda fn=fn, x=x: tf.nest.map_structure(np.asarray, fn(x))
+    ms = latencies_ms(calls, runs, warmup)
+    return [ms[i] for i in range(len(models))]
 
 def latency_ms(model, batch: int = 1, runs: int = 20) -> float:
     "Median milliseconds of a compiled call of `model` on a random batch of `batch` images."
