@@ -58,6 +58,14 @@ def _nms_settings(spec, confidence_threshold, iou_threshold, top_k) -> tuple[flo
     defaults = (nc.confidence_threshold, nc.clustering_iou_threshold, nc.top_k) if nc is not None else (0.01, 0.6, 200)
     return tuple(d if v is None else v for v, d in zip((confidence_threshold, iou_threshold, top_k), defaults))
 
+def _export_setup(model, spec, batch_size: int, opset: int, confidence_threshold, iou_threshold, top_k):
+    "The checked export arguments: (spec, float network, (confidence threshold, IoU threshold, top_k))."
+    if batch_size != -1 and not (isinstance(batch_size, int) and batch_size > 0):
+        raise TaoNbError(f"batch_size {batch_size}: use -1 (dynamic) or a positive number")
+    if not 13 <= opset <= 18: raise TaoNbError(f"opset {opset}: tf2onnx exports opsets 13 to 18")
+    spec = _load_spec(spec)
+    return spec, detector_network(model, spec), _nms_settings(spec, confidence_threshold, iou_threshold, top_k)
+
 def _rename_outputs(proto, names: list[str]):
     "Give the graph outputs of `proto` the names `names` (tf2onnx names them after TF tensors)."
     renames = {o.name: n for o, n in zip(proto.graph.output, names)}
@@ -92,12 +100,7 @@ def export_onnx(model: SSDNetwork | keras.Model | str | os.PathLike,  # a networ
                 ) -> Path:
     "Export the whole detector (network, decoding, NMS) as a portable ONNX model for ONNX Runtime."
     import onnx
-    if batch_size != -1 and not (isinstance(batch_size, int) and batch_size > 0):
-        raise TaoNbError(f"batch_size {batch_size}: use -1 (dynamic) or a positive number")
-    if not 13 <= opset <= 18: raise TaoNbError(f"opset {opset}: tf2onnx exports opsets 13 to 18")
-    spec = _load_spec(spec)
-    net = detector_network(model, spec)
-    conf, iou, k = _nms_settings(spec, confidence_threshold, iou_threshold, top_k)
+    spec, net, (conf, iou, k) = _export_setup(model, spec, batch_size, opset, confidence_threshold, iou_threshold, top_k)
     infer = inference_model(net, conf, iou, k)
     both = keras.Model(infer.input, [infer.output, net.model.output], name=net.model.name)
     proto = _convert(both, batch_size, opset, ["detections", "predictions"])

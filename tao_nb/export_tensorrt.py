@@ -13,7 +13,7 @@ import numpy as np
 
 from .boxes import cxcywh_to_xyxy
 from .core import TaoNbError, write_text_atomic
-from .export import (DEFAULT_OPSET, _convert, _load_spec, _nms_settings, _network_nodes, detector_network)
+from .export import DEFAULT_OPSET, _convert, _export_setup, _load_spec, _network_nodes
 from .models.ssd import SSDNetwork
 
 import keras  # noqa: E402  (tao_nb.export has imported TensorFlow the project's way)
@@ -86,12 +86,7 @@ def export_onnx_tensorrt(model: SSDNetwork | keras.Model | str | os.PathLike,  #
     "Export the SSD in TAO's TensorRT layout: input `Input` (N, 3, H, W), TensorRT's `NMSDynamic_TRT` plugin node `NMS`."
     import json, onnx
     from tao_nb.encryption import write_model_file
-    if batch_size != -1 and not (isinstance(batch_size, int) and batch_size > 0):
-        raise TaoNbError(f"batch_size {batch_size}: use -1 (dynamic) or a positive number")
-    if not 13 <= opset <= 18: raise TaoNbError(f"opset {opset}: tf2onnx exports opsets 13 to 18")
-    spec = _load_spec(spec)
-    net = detector_network(model, spec)
-    conf, iou, k = _nms_settings(spec, confidence_threshold, iou_threshold, top_k)
+    spec, net, (conf, iou, k) = _export_setup(model, spec, batch_size, opset, confidence_threshold, iou_threshold, top_k)
     bits = spec.nms_config.infer_nms_score_bits if spec is not None and spec.nms_config.infer_nms_score_bits else 16
     proto = _convert(_network_outputs(net), batch_size, opset, ["loc_data", "conf_data"], nchw=True)
     attrs = nms_attributes(len(net.classes), conf, iou, k, bits)
