@@ -118,12 +118,30 @@ def inference_model(net: SSDNetwork, confidence_threshold=0.01, iou_threshold=0.
     return keras.Model(net.model.input, head(net.model.output), name=f"{net.model.name}_inference")
 
 # %% ../../nbs/33_models_ssd.ipynb #99e67297
+def _code_layers(path) -> list[str]:
+    "Names of the Lambda layers (Python code) in a .keras file's configuration, read without loading anything."
+    import json, zipfile
+    try:
+        with zipfile.ZipFile(path) as z: config = json.loads(z.read("config.json"))
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError): return []  # not a .keras archive: Keras says why
+    found, todo = [], [config]
+    while todo:
+        x = todo.pop()
+        if isinstance(x, dict):
+            if x.get("class_name") == "Lambda": found.append(str(x.get("config", {}).get("name", "?")))
+            todo.extend(x.values())
+        elif isinstance(x, list): todo.extend(x)
+    return sorted(found)
+
 def load_keras_model(path) -> keras.Model:
     "A Keras model file loaded in safe mode, with a clear error for a missing or unreadable file."
     from pathlib import Path
     import tao_nb.qat  # noqa: F401  registers the layers of quantization-aware models
     path = Path(path)
     if not path.is_file(): raise TaoNbError(f"{path}: model file not found")
+    if code := _code_layers(path):
+        raise TaoNbError(f"{path}: refused: {', '.join(code)} {'is a Lambda layer' if len(code) == 1 else 'are Lambda layers'}, "
+                         "which carry Python code; model files are loaded in safe mode and no code in them is run")
     try: return keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as e: raise TaoNbError(f"{path}: not a loadable Keras model ({type(e).__name__}: {e})") from None
 
