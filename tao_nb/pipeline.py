@@ -345,16 +345,23 @@ def _execute(notebook: str, output: str, parameters: dict, kernel: str, cwd: str
     if log_output and not pm_log.handlers: pm_log.addHandler(logging.StreamHandler(sys.stderr))  # also in a worker process
     pm_log.setLevel(logging.INFO if log_output else logging.WARNING)
     start, error = time.time(), None
-    try:
-        pm.execute_notebook(notebook, output, parameters=parameters, kernel_name=kernel, language="python",
-                            progress_bar=progress_bar, log_output=log_output, cwd=cwd, start_timeout=180,
-                            extra_arguments=["--IPKernelApp.log_level=CRITICAL"])  # no start-up chatter from each kernel
-    except PapermillExecutionError as e:
-        error = {"cell": e.cell_index, "exec_count": e.exec_count, "source": e.source, "ename": e.ename, "evalue": e.evalue,
-                 "traceback": list(e.traceback or [])}
-    except Exception as e:  # the kernel died or would not start, the notebook could not be written, ...
-        hint = f" (is ipykernel installed? `{sys.executable} -m ipykernel install --sys-prefix`)" if type(e).__name__ == "NoSuchKernel" else ""
-        error = {"cell": None, "ename": type(e).__name__, "evalue": f"{e}{hint}"}
+    for attempt in range(3):
+        try:
+            pm.execute_notebook(notebook, output, parameters=parameters, kernel_name=kernel, language="python",
+                                progress_bar=progress_bar, log_output=log_output, cwd=cwd, start_timeout=180,
+                                extra_arguments=["--IPKernelApp.log_level=CRITICAL"])  # no start-up chatter from each kernel
+        except PapermillExecutionError as e:
+            error = {"cell": e.cell_index, "exec_count": e.exec_count, "source": e.source, "ename": e.ename, "evalue": e.evalue,
+                     "traceback": list(e.traceback or [])}
+        except Exception as e:  # the kernel died or would not start, the notebook could not be written, ...
+            if "Kernel died before replying to kernel_info" in str(e) and attempt < 2:
+                # kernels started at the same moment by parallel runs can race for the same free ports: start again
+                log.warning("%s: the kernel died while starting (%s); starting it again", notebook, e)
+                time.sleep(1 + 2 * attempt)
+                continue
+            hint = f" (is ipykernel installed? `{sys.executable} -m ipykernel install --sys-prefix`)" if type(e).__name__ == "NoSuchKernel" else ""
+            error = {"cell": None, "ename": type(e).__name__, "evalue": f"{e}{hint}"}
+        break
     return {"error": error, "start": start, "end": time.time(), "pid": os.getpid()}
 
 def _source_cell(notebook: Path, index: int) -> str:

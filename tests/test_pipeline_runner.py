@@ -166,3 +166,22 @@ def test_sample_pipeline_smoke_through_the_cli_functions(tmp_path, capsys):
     evaluated = read_metrics(tmp_path / "evaluate_retrained")["metrics"]["mAP"]
     assert abs(evaluated - m["mAP_fp32"]) < 0.05  # the same retrained model, as Keras and as ONNX
     assert run_from_args(args) == 0 and capsys.readouterr().out.count(" skipped ") == 7
+
+
+def test_a_kernel_that_dies_while_starting_is_started_again(monkeypatch, tmp_path):
+    """Kernels started at once by parallel runs can race for the same ports and die before replying: such a start is
+    retried, while a kernel that keeps dying is reported."""
+    import papermill
+    from tao_nb.pipeline import _execute
+    calls = []
+    def flaky(*args, **kw):
+        calls.append(1)
+        if len(calls) < 2: raise RuntimeError("Kernel died before replying to kernel_info")
+    monkeypatch.setattr(papermill, "execute_notebook", flaky)
+    assert _execute("a.ipynb", str(tmp_path / "out.ipynb"), {}, "python3", str(tmp_path), False, False)["error"] is None
+    assert len(calls) == 2
+    def dead(*args, **kw):
+        raise RuntimeError("Kernel died before replying to kernel_info")
+    monkeypatch.setattr(papermill, "execute_notebook", dead)
+    error = _execute("a.ipynb", str(tmp_path / "out.ipynb"), {}, "python3", str(tmp_path), False, False)["error"]
+    assert error["ename"] == "RuntimeError" and "Kernel died" in error["evalue"]
