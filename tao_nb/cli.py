@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -13,11 +15,12 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import tao_nb
-from .core import TaoNbError, setup_logging, write_text_atomic
+from .core import TaoNbError, save_figure, setup_logging, write_text_atomic
 from .spec import SPEC_KINDS, SpecError, load_spec, spec_defaults, spec_summary
 
 # %% auto #0
-__all__ = ['COMMANDS', 'GROUP_HELP', 'Command', 'command', 'build_parser', 'main', 'engine_request', 'read_yaml_spec']
+__all__ = ['COMMANDS', 'GROUP_HELP', 'Command', 'command', 'build_parser', 'os_error_line', 'main', 'engine_request',
+           'read_yaml_spec']
 
 # %% ../nbs/99_cli.ipynb #2964fb0e
 @dataclass
@@ -63,6 +66,19 @@ def build_parser(only: tuple[str, str] | None = None,  # (group, subtask): set u
         p.set_defaults(_run=cmd.run)
     return parser
 
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EDQUOT}
+
+def os_error_line(e: BaseException) -> str | None:
+    "One line for an operating-system error that escaped a writer (a library writing on its own); None for other errors."
+    if isinstance(e, OSError) and e.errno is not None:
+        what = f"cannot write {e.filename}" if e.errno in _WRITE_ERRNOS and e.filename else e.filename or ""
+        return f"{what}: {e.strerror}" if what else f"{e.strerror}"
+    tf = sys.modules.get("tensorflow")
+    if tf is not None and isinstance(e, tf.errors.OpError):  # TensorFlow's C++ file code: "<file>; <strerror>"
+        file, _, cause = e.message.rpartition("; ")
+        if cause in {os.strerror(n) for n in _WRITE_ERRNOS}: return f"cannot write {file}: {cause}"
+    return None
+
 def main(argv: Sequence[str] | None = None) -> int:
     "Run `tao-nb` with `argv` (default: the process arguments); return the exit status."
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -74,6 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try: return args._run(args) or 0
     except TaoNbError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:
+        if (line := os_error_line(e)) is None: raise
+        print(f"error: {line}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -173,6 +193,8 @@ def _inference(args) -> int:
     res = inference(args.model, args.experiment_spec_file, args.in_image_dir, args.out_image_dir, args.out_label_dir,
                     args.threshold, key=args.key)
     print(f"{len(res)} images, {sum(len(a) for a in res.values())} detections above {args.threshold}: {args.out_image_dir}")
+    if res.skipped:
+        print(f"{len(res.skipped)} unreadable images skipped, listed in {Path(args.out_image_dir) / 'skipped_images.txt'}")
     return 0
 
 command("ssd", "train", "Train an SSD detector.", _train_arguments)(_train)
@@ -252,7 +274,9 @@ def _export_portable(args, model, spec, out: Path, cache: Path):
     "The portable FP32 model, and its INT8 QDQ model; encrypted at the end when a key is given."
     from tao_nb.encryption import write_model_file
     from tao_nb.export import export_int8_onnx, export_onnx
-    with tempfile.TemporaryDirectory(prefix=".tao_nb_export.", dir=out.parent) as tmp:  # plain files never reach `out`
+    try: tmp_dir = tempfile.TemporaryDirectory(prefix=".tao_nb_export.", dir=out.parent)  # plain files never reach `out`
+    except OSError as e: raise TaoNbError(f"cannot write {out}: {e.strerror or e}") from None
+    with tmp_dir as tmp:
         fp32 = export_onnx(model, spec, Path(tmp) / "model.onnx", opset=args.opset)
         write_model_file(out, fp32.read_bytes(), args.key)
         print(f"ONNX detector: {out} ({out.stat().st_size / 2**20:.1f} MiB{', encrypted' if args.key else ''})")
@@ -300,7 +324,8 @@ def _export(args) -> int:
     model = load_keras_model(args.model)
     out = Path(args.output_file or Path(args.model).with_suffix(".onnx"))
     if out.suffix != ".onnx": raise TaoNbError(f"{out}: the exported model is an .onnx file")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try: out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e: raise TaoNbError(f"cannot write {out}: {e.strerror or e}") from None
     cache = Path(args.cal_cache_file or out.with_suffix(".cal.bin"))
     if args.cal_json_file:
         if not is_qat_model(model): raise TaoNbError(f"--cal_json_file: {args.model} was not trained with QAT (enable_qat)")
@@ -391,7 +416,7 @@ def _compare(args) -> int:
     if args.output_file: print(f"report: {r.save(args.output_file)}")
     if args.figure:
         import matplotlib; matplotlib.use("Agg")
-        r.plot().savefig(args.figure, dpi=100); print(f"figure: {args.figure}")
+        save_figure(r.plot(), args.figure, dpi=100); print(f"figure: {args.figure}")
     return 0
 
 
@@ -504,7 +529,7 @@ def _data_summary(args) -> int:
         if args.figure:
             path = Path(args.figure) if len(sets) == 1 else Path(args.figure).with_stem(f"{Path(args.figure).stem}_{i}")
             path.parent.mkdir(parents=True, exist_ok=True)
-            plot_summary(summary).savefig(path, dpi=80)
+            save_figure(plot_summary(summary), path, dpi=80)
             print(f"plots: {path}")
     return 0
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import IO, Iterator
 
 # %% auto #0
-__all__ = ['TaoNbError', 'atomic_write', 'write_text_atomic', 'write_bytes_atomic', 'setup_logging', 'import_tensorflow',
-           'progress', 'latencies_ms']
+__all__ = ['TaoNbError', 'atomic_write', 'write_text_atomic', 'write_bytes_atomic', 'save_figure', 'setup_logging',
+           'import_tensorflow', 'progress', 'latencies_ms']
 
 # %% ../nbs/00_core.ipynb #4be05bc5
 class TaoNbError(Exception):
@@ -61,6 +61,19 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
     "Write `data` to `path` atomically; return the path."
     with atomic_write(path, "wb") as f: f.write(data)
     return Path(path)
+
+def save_figure(fig,  # a matplotlib figure
+                path: str | os.PathLike,  # the image file; its suffix gives the format (.png, .jpg, .svg, .pdf)
+                dpi: int = 100,
+                ) -> Path:
+    "Save a matplotlib figure to `path` atomically (matplotlib's own `savefig(path)` writes in place)."
+    path = Path(path)
+    fmt = path.suffix[1:].lower() or "png"
+    if fmt not in fig.canvas.get_supported_filetypes():
+        raise TaoNbError(f"{path}: cannot save a figure as .{fmt}; use one of "
+                         f"{', '.join('.' + k for k in sorted(fig.canvas.get_supported_filetypes()))}")
+    with atomic_write(path, "wb") as f: fig.savefig(f, format=fmt, dpi=dpi)
+    return path
 
 # %% ../nbs/00_core.ipynb #d7685e41
 def setup_logging(log_file: str | os.PathLike | None = None,  # append the log here; None: standard error

@@ -14,9 +14,10 @@ from typing import Callable
 import numpy as np
 from google.protobuf.message import Message
 
-from .core import TaoNbError, import_tensorflow, progress, write_text_atomic
+from .core import TaoNbError, import_tensorflow, progress, save_figure, write_text_atomic
+from .data.convert import ImageFileError, check_image_file, image_to_rgb, raise_image_problems
 from .data.kitti import ImageAnnotations, kitti_label_text
-from .data.pipeline import SSDAugmentation, detection_data, eval_dataset, preprocess
+from .data.pipeline import SSDAugmentation, detection_data, eval_dataset, preprocess, undecodable_images
 from .metrics import ConfusionMatrix, DetectionMatcher, EvaluationResult, plot_confusion_matrix, plot_pr_curves
 from .models.ssd import DetectionHead, load_keras_model, ssd_network_from_model
 from .spec import SSDExperiment, load_spec, target_classes, validate_spec
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['tf', 'log', 'ENGINE_SUFFIXES', 'IMAGE_EXTENSIONS', 'PALETTE', 'Detector', 'load_detector', 'evaluate',
-           'draw_detections', 'inference', 'show_detections']
+           'draw_detections', 'InferenceResults', 'inference', 'show_detections']
 
 # %% ../nbs/50_evaluate.ipynb #96a34ea8
 @dataclass
@@ -88,15 +89,19 @@ def evaluate(model_path: str | os.PathLike,  # a trained model (.keras) or an ex
     matcher = DetectionMatcher(len(det.classes), ec.matching_iou_threshold, coco=True)
     confusion = ConfusionMatrix(len(det.classes), ec.matching_iou_threshold, score_threshold=confusion_threshold)
     bar = progress(data.size, "evaluate", "img")
-    for b in ds:
-        out = det(b["image"])
-        for i in range(out.shape[0]):
-            keep, valid = out[i, :, 1] > 0, b["classes"][i].numpy() >= 0
-            args = (out[i, keep, 2:], out[i, keep, 0], out[i, keep, 1], b["boxes"][i].numpy()[valid],
-                    b["classes"][i].numpy()[valid], b["difficult"][i].numpy()[valid])
-            matcher.add(*args); confusion.add(*args)
-        bar.update(out.shape[0])
-    bar.close()
+    try:
+        for b in ds:
+            out = det(b["image"])
+            for i in range(out.shape[0]):
+                keep, valid = out[i, :, 1] > 0, b["classes"][i].numpy() >= 0
+                args = (out[i, keep, 2:], out[i, keep, 0], out[i, keep, 1], b["boxes"][i].numpy()[valid],
+                        b["classes"][i].numpy()[valid], b["difficult"][i].numpy()[valid])
+                matcher.add(*args); confusion.add(*args)
+            bar.update(out.shape[0])
+    except tf.errors.InvalidArgumentError:  # an image whose structure is whole but whose data is damaged: name it
+        raise_image_problems(undecodable_images(data.elements), data.size, "validation images cannot be decoded")
+        raise
+    finally: bar.close()
     result = matcher.result(det.classes, ec.AP_MODE.Name(ec.average_precision_mode))
     result.confusion = confusion.counts
     if ec.visualize_pr_curve:
@@ -104,7 +109,7 @@ def evaluate(model_path: str | os.PathLike,  # a trained model (.keras) or an ex
         folder = Path(model_path).parent
         for name, fig in (("PR_curve.png", plot_pr_curves(result)),
                           ("confusion_matrix.png", plot_confusion_matrix(confusion.counts, det.classes))):
-            fig.savefig(folder / name, dpi=100); plt.close(fig)
+            save_figure(fig, folder / name, dpi=100); plt.close(fig)
         log.info("precision-recall curves and confusion matrix saved to %s", folder)
     return result
 
@@ -116,7 +121,7 @@ PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30
 def draw_detections(image, ann: ImageAnnotations, classes: list[str]):
     "A PIL copy of `image` (array or PIL) with the boxes of `ann`, coloured by class, labelled with their scores."
     from PIL import Image, ImageDraw
-    im = (image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))).convert("RGB")
+    im = image_to_rgb(image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image)))
     draw = ImageDraw.Draw(im)
     for name, box, score in zip(ann.classes, ann.boxes, ann.scores if ann.scores is not None else [None] * len(ann)):
         color = PALETTE[(classes.index(name) if name in classes else len(classes)) % len(PALETTE)]
@@ -129,6 +134,38 @@ def _save_image(im, path: Path):
     from tao_nb.core import atomic_write
     with atomic_write(path, "wb") as f: im.save(f, format="PNG" if path.suffix.lower() == ".png" else "JPEG")
 
+class InferenceResults(dict):
+    "The detections of `inference`, frame id -> `ImageAnnotations`, with the images it skipped."
+    def __init__(self, *args, skipped: dict[str, str] | None = None, **kw):
+        super().__init__(*args, **kw)
+        self.skipped = dict(skipped or {})  # image path -> why it could not be read
+
+def _readable_images(image_dir: Path) -> tuple[list[Path], dict[str, str]]:
+    "The images of a folder that decoders can read, and why each other one cannot."
+    candidates = sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not candidates: raise TaoNbError(f"{image_dir}: no .png, .jpg or .jpeg images")
+    images, skipped = [], {}
+    for p in candidates:
+        try: check_image_file(p); images.append(p)
+        except ImageFileError as e: skipped[str(p)] = str(e)
+    if not images: raise_image_problems(list(skipped.values()), len(candidates), "images cannot be read; nothing to run on")
+    stems = {}
+    for p in images: stems.setdefault(p.stem, []).append(p.name)
+    if clash := {s: names for s, names in stems.items() if len(names) > 1}:
+        raise TaoNbError(f"{image_dir}: images share a frame id, so their labels would overwrite each other: "
+                         + "; ".join(" and ".join(v) for v in list(clash.values())[:5]) + "; rename them")
+    for why in skipped.values(): log.warning("skipped %s", why)
+    return images, skipped
+
+def _list_skipped(out_image_dir, skipped: dict[str, str], total: int):
+    "Write (or clear) the list of skipped images beside the annotated ones."
+    if not out_image_dir: return
+    listing = Path(out_image_dir) / "skipped_images.txt"
+    if skipped:
+        write_text_atomic(listing, "".join(f"{why}\n" for why in skipped.values()))
+        log.warning("%d of %d images were skipped as unreadable; listed in %s", len(skipped), total, listing)
+    else: listing.unlink(missing_ok=True)
+
 def inference(model_path: str | os.PathLike,  # a trained model (.keras) or an exported one (.onnx)
               spec: SSDExperiment | str | os.PathLike,  # the experiment spec, or its file
               image_dir: str | os.PathLike,  # images to run on
@@ -137,19 +174,18 @@ def inference(model_path: str | os.PathLike,  # a trained model (.keras) or an e
               threshold: float = 0.3,  # draw and write detections scoring above this
               batch_size: int = 16,
               key: str | None = None,  # the -k key of an encrypted ONNX export
-              ) -> dict[str, ImageAnnotations]:
-    "Detect objects in every image of `image_dir`; write annotated images and (optionally) KITTI labels."
+              ) -> InferenceResults:
+    "Detect objects in every readable image of `image_dir` (the others skipped and listed); write annotated images and labels."
     spec = load_spec(spec, "ssd") if not isinstance(spec, Message) else spec
-    det = load_detector(model_path, spec, key)
     image_dir = Path(image_dir)
     if not image_dir.is_dir(): raise TaoNbError(f"{image_dir}: image folder not found")
-    images = sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
-    if not images: raise TaoNbError(f"{image_dir}: no .png, .jpg or .jpeg images")
+    images, skipped = _readable_images(image_dir)  # before the model loads: a folder with nothing to run fails at once
+    det = load_detector(model_path, spec, key)
     def load(path):
         raw = tf.cast(tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False), tf.float32)
         return preprocess({"image": raw}, det.aug)["image"], tf.shape(raw)[:2]
     ds = tf.data.Dataset.from_tensor_slices([str(p) for p in images]).map(load, num_parallel_calls=tf.data.AUTOTUNE)
-    results, bar, paths = {}, progress(len(images), "inference", "img"), iter(images)
+    results, bar, paths = InferenceResults(skipped=skipped), progress(len(images), "inference", "img"), iter(images)
     for x, sizes in ds.batch(batch_size).prefetch(2):
         for out, (h, w) in zip(det(x), sizes.numpy()):
             path = next(paths)
@@ -166,6 +202,7 @@ def inference(model_path: str | os.PathLike,  # a trained model (.keras) or an e
             results[path.stem] = ann
         bar.update(len(x))
     bar.close()
+    _list_skipped(out_image_dir, skipped, len(images) + len(skipped))
     return results
 
 # %% ../nbs/50_evaluate.ipynb #94c576db

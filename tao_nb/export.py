@@ -219,6 +219,7 @@ def calibration_batches(image_dir: str | os.PathLike,  # --cal_image_dir
                         seed: int = 42,  # the same seed draws the same images
                         ) -> np.ndarray:
     "Randomly drawn, preprocessed calibration images: float32 (batches, batch_size, H, W, C)."
+    from tao_nb.data.convert import ImageFileError, check_image_file, raise_image_problems
     from tao_nb.data.pipeline import SSDAugmentation, preprocess
     d = Path(image_dir)
     if not d.is_dir(): raise TaoNbError(f"{d}: calibration image folder not found")
@@ -231,9 +232,15 @@ def calibration_batches(image_dir: str | os.PathLike,  # --cal_image_dir
     chosen = [files[i] for i in np.random.default_rng(seed).choice(len(files), need, replace=False)]
     aug = SSDAugmentation.from_spec(_load_spec(spec).augmentation_config)
     def load(path):
-        raw = tf.cast(tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False), tf.float32)
-        return preprocess({"image": raw}, aug)["image"]
-    images = [load(str(p)).numpy() for p in chosen]
+        data, _ = check_image_file(path)  # cut short, not an image, a bomb: ImageFileError naming it
+        try: raw = tf.io.decode_image(data, channels=3, expand_animations=False)
+        except tf.errors.InvalidArgumentError: raise ImageFileError(f"{path}: not a decodable image (its data is damaged)") from None
+        return preprocess({"image": tf.cast(raw, tf.float32)}, aug)["image"].numpy()
+    images, problems = [], []
+    for p in chosen:
+        try: images.append(load(p))
+        except ImageFileError as e: problems.append(str(e))
+    raise_image_problems(problems, need, "calibration images cannot be read (remove them from the folder or fix them)")
     return np.stack(images).reshape(batches, batch_size, *images[0].shape)
 
 # %% ../nbs/70_export.ipynb #1eaf01b2

@@ -9,6 +9,7 @@ import argparse
 import ast
 import concurrent.futures as cf
 import copy
+import errno
 import itertools
 import json
 import logging
@@ -345,9 +346,11 @@ def _execute(notebook: str, output: str, parameters: dict, kernel: str, cwd: str
     if log_output and not pm_log.handlers: pm_log.addHandler(logging.StreamHandler(sys.stderr))  # also in a worker process
     pm_log.setLevel(logging.INFO if log_output else logging.WARNING)
     start, error = time.time(), None
+    # papermill rewrites the output after every cell: into a hidden file, renamed once papermill wrote it whole
+    out = Path(output); partial = out.with_name(f".{out.stem}.partial{out.suffix}")
     for attempt in range(3):
         try:
-            pm.execute_notebook(notebook, output, parameters=parameters, kernel_name=kernel, language="python",
+            pm.execute_notebook(notebook, str(partial), parameters=parameters, kernel_name=kernel, language="python",
                                 progress_bar=progress_bar, log_output=log_output, cwd=cwd, start_timeout=180,
                                 extra_arguments=["--IPKernelApp.log_level=CRITICAL"])  # no start-up chatter from each kernel
         except PapermillExecutionError as e:
@@ -361,8 +364,15 @@ def _execute(notebook: str, output: str, parameters: dict, kernel: str, cwd: str
                 continue
             hint = f" (is ipykernel installed? `{sys.executable} -m ipykernel install --sys-prefix`)" if type(e).__name__ == "NoSuchKernel" else ""
             error = {"cell": None, "ename": type(e).__name__, "evalue": f"{e}{hint}"}
+            if isinstance(e, OSError) and e.errno in _WRITE_ERRNOS:  # a full disk, a read-only folder: say which file
+                error["evalue"] = f"cannot write {e.filename if e.filename not in (None, str(partial)) else output}: {e.strerror}"
         break
+    if error is None or error["cell"] is not None:  # papermill wrote the whole notebook (a failing cell too)
+        if partial.exists(): os.replace(partial, out)
+    else: partial.unlink(missing_ok=True)
     return {"error": error, "start": start, "end": time.time(), "pid": os.getpid()}
+
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EDQUOT, errno.EACCES}
 
 def _source_cell(notebook: Path, index: int) -> str:
     "Where cell `index` of the executed notebook is in the pipeline notebook: 'cell N' (from 1), or the injected parameters."
@@ -467,7 +477,12 @@ class PipelineError(TaoNbError):
 def _finish(sr: StepRun, run: _Run, out: dict):
     "Fill `sr` from what `_execute` returned and the run's metrics.json."
     sr.start, sr.end, sr.pid, sr.seconds = out["start"], out["end"], out["pid"], out["end"] - out["start"]
-    if out["error"] is not None: sr.status, sr.error = "failed", _error_message(run, sr.notebook, out["error"]); return
+    if out["error"] is not None:
+        sr.status, sr.error = "failed", _error_message(run, sr.notebook, out["error"])
+        # a metrics.json written before the failure (e.g. the executed notebook could not be saved after the last
+        # cell) must not make the run count as finished next time
+        (run.step_dir / METRICS_FILE).unlink(missing_ok=True)
+        return
     record = read_metrics(run.step_dir)
     if record is None:
         sr.status, sr.error = "failed", (f"step {run.label}: {sr.notebook} ran to the end but wrote no {METRICS_FILE} "
@@ -546,9 +561,14 @@ def run_pipeline(config: str | os.PathLike | dict,  # a YAML config file, or the
                     msg = "\n".join(sr.error for sr in failed) + (f"\nFinished runs are kept in {run_dir} and skipped next time: "
                                                                   f"{', '.join(kept)}" if kept else "")
                     raise PipelineError(msg, result, failed)
-    finally:
+    except BaseException:
         bar.close()
-        if run_dir.is_dir(): _write_summary(result)
+        try:
+            if run_dir.is_dir(): _write_summary(result)
+        except TaoNbError as e: log.warning("%s (the summary of this run)", e)  # the first error is the one to report
+        raise
+    bar.close()
+    if run_dir.is_dir(): _write_summary(result)
     return result
 
 # %% ../nbs/90_pipeline.ipynb #4c333c95

@@ -20,7 +20,8 @@ import numpy as np
 from google.protobuf.message import Message
 
 from .core import TaoNbError, import_tensorflow, write_bytes_atomic, write_text_atomic
-from .data.pipeline import SSDAugmentation, batch, detection_data, eval_dataset, train_dataset
+from .data.convert import raise_image_problems
+from .data.pipeline import SSDAugmentation, batch, detection_data, eval_dataset, train_dataset, undecodable_images
 from .metrics import DetectionMatcher, EvaluationResult
 from .models.ssd import DetectionHead, SSDNetwork, ssd_from_spec
 from .models.ssd_targets import ssd_loss, ssd_targets
@@ -135,7 +136,10 @@ def save_checkpoint(detector: keras.Model, optimizer, weights_dir: Path, name: s
     model_path = save_model_atomic(detector, weights_dir / f"{name}_epoch_{epoch:03d}.keras")
     buf = io.BytesIO()
     np.savez(buf, epoch=epoch, **{f"v{i:05d}": np.asarray(v) for i, v in enumerate(optimizer.variables)})
-    write_bytes_atomic(model_path.with_suffix(".state.npz"), buf.getvalue())
+    try: write_bytes_atomic(model_path.with_suffix(".state.npz"), buf.getvalue())
+    except BaseException:
+        model_path.unlink(missing_ok=True)  # no lone model file that looks like a checkpoint but cannot resume
+        raise
     return model_path
 
 def latest_checkpoint(results_dir: str | os.PathLike) -> tuple[Path, int] | None:
@@ -404,9 +408,10 @@ def train(spec: SSDExperiment | str | os.PathLike,  # the experiment spec, or it
         opts = tf.data.Options(); opts.threading.private_threadpool_size = tc.n_workers; ds = ds.with_options(opts)
     callbacks, guard = [], NaNGuard()
     has_val = len(spec.dataset_config.validation_data_sources) or spec.dataset_config.HasField("validation_fold")
-    validation = None
+    validation = val_data = None
     if has_val:
-        val = eval_dataset(detection_data(spec.dataset_config, "val"), aug)
+        val_data = detection_data(spec.dataset_config, "val")
+        val = eval_dataset(val_data, aug)
         val = val.map(lambda el: (el["image"], with_targets_one(el, net, spec.ssd_config),
                                   {k: el[k] for k in ("boxes", "classes", "difficult")}))
         val = val.padded_batch(ec.batch_size or tc.batch_size_per_gpu,
@@ -429,8 +434,14 @@ def train(spec: SSDExperiment | str | os.PathLike,  # the experiment spec, or it
         images = tf.stack([e["image"] for e in sample]) if sample else None
         boxes = tf.ragged.stack([e["boxes"] for e in sample]).to_tensor() if sample else None
         callbacks.append(TensorBoardLog(results_dir / "events", images, boxes, aug.mean))
-    trainer.fit(ds, epochs=tc.num_epochs, initial_epoch=start.epoch, steps_per_epoch=steps, callbacks=callbacks,
-                verbose=verbose, shuffle=False)
+    try:
+        trainer.fit(ds, epochs=tc.num_epochs, initial_epoch=start.epoch, steps_per_epoch=steps, callbacks=callbacks,
+                    verbose=verbose, shuffle=False)
+    except tf.errors.InvalidArgumentError:  # an image whose structure is whole but whose data is damaged: name it
+        for data, what in ((train_data, "training"), (val_data, "validation")):
+            if data is not None:
+                raise_image_problems(undecodable_images(data.elements), data.size, f"{what} images cannot be decoded")
+        raise
     if guard.bad:
         last = latest_checkpoint(results_dir)
         raise TaoNbError(f"the loss became NaN or infinite at epoch {guard.bad[0]}, step {guard.bad[1]}; training stopped. "

@@ -155,3 +155,18 @@ def test_real_kitti_frames(tmp_path):
     s = dataset_convert(spec, tmp_path / "k")
     assert [p["images"] for p in s.partitions] == [1, 2]  # int(0.34 * 3) = 1 validation image
     assert s.classes == ["car", "person"] and s.unmapped == {"dontcare": 4, "misc": 1}
+
+
+def test_conversions_are_byte_identical_across_processes(tmp_path):
+    """Protobuf writes map fields in hash order unless asked not to: two processes with different hash seeds must still
+    write the same shards, so a re-run can be checked (and cached) by its bytes."""
+    root = make_kitti(tmp_path / "data", 8)
+    (tmp_path / "spec.txt").write_text(spec_text(root))
+    for seed in ("1", "2"):
+        out = subprocess.run([sys.executable, "-m", "tao_nb.cli", "ssd", "dataset_convert", "-d", tmp_path / "spec.txt",
+                              "-o", tmp_path / seed / "k"], capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": seed})
+        assert out.returncode == 0, out.stderr
+    shards = sorted(p.name for p in (tmp_path / "1").glob("k-fold-*"))
+    assert len(shards) == 4
+    for name in shards:
+        assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes(), name

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from conftest import BROKEN_SPECS, FIXTURES, SEED_SPECS
-from tao_nb.spec import SpecError, load_spec, spec_from_text, spec_kind, spec_to_text
+from tao_nb.spec import SpecError, load_spec, spec_from_text, spec_kind, spec_to_text, validate_spec
 from tao_nb.spec_schema import parse_spec_text
 
 
@@ -77,17 +77,55 @@ _GARBAGE = st.sampled_from(["", "{", "}", ":", "[", "]", '"', "'", "-1", "1e40",
                             "true", "L3", "foo", "ssd_config", "key", "value", "#", "\\", "\u00e9", "[1, 2]", "<", ">"])
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.sampled_from(range(len(_SEED_TEXTS))), st.lists(st.tuples(st.floats(0, 1), _GARBAGE), min_size=1, max_size=4))
-def test_fuzzed_specs_never_crash(index, edits):
-    text = _SEED_TEXTS[index]
-    tokens = re.split(r"(\s+)", text)
+_ERROR_HEAD = re.compile(r"^fuzz\.txt(:\d+:\d+)?: \S")  # the file, the line and column where there is one, then the field
+
+
+def _fuzz_once(text: str):
+    "Load a mutated spec and validate it: fine, or a SpecError that names the file (and line, where there is one)."
+    try:
+        validate_spec(spec_from_text(text, file="fuzz.txt"))
+    except SpecError as e:
+        assert e.problems and all(_ERROR_HEAD.match(str(p)) for p in e.problems), str(e)
+
+
+def _token_edits(index, edits) -> str:
+    tokens = re.split(r"(\s+)", _SEED_TEXTS[index])
     for where, new in edits:
         tokens[int(where * (len(tokens) - 1))] = new
-    try:
-        spec_from_text("".join(tokens), file="fuzz.txt")
-    except SpecError as e:
-        assert str(e) and "fuzz.txt" in str(e)
+    return "".join(tokens)
+
+
+def _line_edits(index, edits) -> str:
+    "Whole lines deleted, repeated or moved: what a bad merge or a careless copy does to a spec."
+    lines = _SEED_TEXTS[index].splitlines(keepends=True)
+    for op, a, b in edits:
+        i, j = int(a * (len(lines) - 1)), int(b * (len(lines) - 1))
+        if op == "delete" and len(lines) > 1: del lines[i]
+        elif op == "repeat": lines.insert(j, lines[i])
+        elif op == "move": lines.insert(j, lines.pop(i))
+    return "".join(lines)
+
+
+_TOKEN_EDITS = st.tuples(st.sampled_from(range(len(_SEED_TEXTS))),
+                         st.lists(st.tuples(st.floats(0, 1), _GARBAGE), min_size=1, max_size=4))
+_LINE_EDITS = st.tuples(st.sampled_from(range(len(_SEED_TEXTS))),
+                        st.lists(st.tuples(st.sampled_from(["delete", "repeat", "move"]), st.floats(0, 1), st.floats(0, 1)),
+                                 min_size=1, max_size=3))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_TOKEN_EDITS, _LINE_EDITS)
+def test_fuzzed_specs_never_crash(tokens, lines):
+    _fuzz_once(_token_edits(*tokens))
+    _fuzz_once(_line_edits(*lines))
+
+
+@pytest.mark.slow
+@settings(max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_TOKEN_EDITS, _LINE_EDITS)
+def test_thousands_of_fuzzed_specs_never_crash(tokens, lines):
+    _fuzz_once(_token_edits(*tokens))
+    _fuzz_once(_line_edits(*lines))
 
 
 @settings(max_examples=200, deadline=None)

@@ -20,6 +20,8 @@ from PIL import Image, UnidentifiedImageError
 
 from ..boxes import box_area, clip_boxes
 from ..core import TaoNbError, progress, write_bytes_atomic, write_text_atomic
+from .convert import (ImageFileError, check_image_file, image_to_rgb, raise_image_problems,
+                                 unpaired_image_problems)
 from .kitti import ImageAnnotations, SkippedObject, kitti_label_text, pair_kitti, read_kitti_label
 from ..proto.augment_pb2 import AugmentSpec
 from ..spec import load_spec, validate_spec
@@ -306,10 +308,24 @@ def _output_name(frame_id: str, copy: int, copies: int) -> str:
 
 # %% ../../nbs/28_data_augment.ipynb #2388fc52
 def _read_image(path: Path) -> Image.Image:
+    "An image file's stored pixels as RGB (EXIF orientation ignored, as TAO; 16-bit grey keeps its high byte)."
     try:
-        with Image.open(path) as im: return im.convert("RGB")
+        with Image.open(path) as im: return image_to_rgb(im)
     except FileNotFoundError: raise TaoNbError(f"{path}: image not found") from None
-    except (UnidentifiedImageError, OSError) as e: raise TaoNbError(f"{path}: not a readable image ({e})") from None
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
+        raise TaoNbError(f"{path}: not a readable image ({e})") from None
+
+def _read_inputs(pairs, image_dir: Path, extension: str) -> list[tuple[ImageAnnotations, list[SkippedObject]]]:
+    "Every frame's labels, and every image checked, before anything is written; all bad images are listed at once."
+    labels, problems = [], unpaired_image_problems(image_dir, pairs.labels_without_image, extension)
+    total = len(pairs.image_paths) + len(problems)
+    for image, label in zip(pairs.image_paths, pairs.label_paths):
+        labels.append(read_kitti_label(label))
+        try: check_image_file(image)
+        except ImageFileError as e: problems.append(str(e))
+    raise_image_problems(problems, total,
+                         "images cannot be augmented (nothing was written; fix or remove them and their labels)")
+    return labels
 
 def _encode(image: Image.Image, extension: str, channels: int) -> bytes:
     "The image file's bytes: PNG, or JPEG at quality 95."
@@ -326,10 +342,10 @@ def _check_output(out_dirs: tuple[Path, Path], in_dirs: tuple[Path, Path]):
             raise TaoNbError(f"{d}: the output would overwrite the input dataset; choose another output folder")
 
 # %% ../../nbs/28_data_augment.ipynb #900f067c
-def _augment_frame(spec: AugmentSpec, frame_id: str, image_path: Path, label_path: Path, output_dir: Path, seed: int,
+def _augment_frame(spec: AugmentSpec, frame_id: str, image_path: Path, labels: tuple, output_dir: Path, seed: int,
                    summary: AugmentSummary, bar):
-    "Write the augmented copies of one image and its labels, counted in `summary`."
-    ann, skipped = read_kitti_label(label_path)
+    "Write the augmented copies of one image and its labels (objects, objects left out), counted in `summary`."
+    ann, skipped = labels
     image = _read_image(image_path)
     summary.images_read += 1; summary.objects_read += len(ann); summary.skipped += skipped
     ext, copies = spec.image_extension, spec.copies_per_image
@@ -358,9 +374,10 @@ def augment_dataset(spec: AugmentSpec | str | os.PathLike,  # the augment spec, 
     _check_output((out / "images", out / "labels"), in_dirs)
     seed = spec.random_seed if seed is None else seed
     summary = AugmentSummary(str(out), 0, 0, 0, 0, {}, [], [str(p) for p in pairs.labels_without_image], {}, seed)
+    labels = _read_inputs(pairs, in_dirs[0], spec.image_extension)
     bar = progress(len(pairs.frame_ids) * spec.copies_per_image, "augment", "img")
     try:
-        for frame in zip(pairs.frame_ids, pairs.image_paths, pairs.label_paths):
+        for frame in zip(pairs.frame_ids, pairs.image_paths, labels):
             _augment_frame(spec, *frame, out, seed, summary, bar)
     finally: bar.close()
     summary.dropped = dict(sorted(summary.dropped.items()))

@@ -5,6 +5,7 @@
 # %% ../../nbs/21_data_coco.ipynb #6a56f153
 from __future__ import annotations
 
+import codecs
 import contextlib
 import io
 import json
@@ -51,12 +52,45 @@ def _json_type(v) -> str:
     names = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
     return "null" if v is None else names.get(type(v), type(v).__name__)
 
+class _DuplicateKey(Exception):
+    "A key given twice, with different values, in one JSON object."
+
+def _object(pairs: list[tuple]) -> dict:
+    "A JSON object; a key given twice with different values is refused (json.loads would keep the last silently)."
+    d = dict(pairs)
+    if len(d) < len(pairs):
+        first = {}
+        for k, v in pairs:
+            if k in first and first[k] != v: raise _DuplicateKey(k, first[k], v, d)
+            first.setdefault(k, v)
+    return d
+
+def _text(path: Path) -> str:
+    "The file as text: UTF-8, with or without a byte-order mark."
+    data = path.read_bytes()
+    body = data[3:] if data.startswith(codecs.BOM_UTF8) else data
+    try: return body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = body.count(b"\n", 0, e.start) + 1
+        raise CocoError(f"{path}: not UTF-8 text (byte {e.start + len(data) - len(body)}, line {line})") from None
+
+def _glimpse(v) -> str:
+    "A JSON value for an error message: itself when short, else its type and length."
+    s = _show(v)
+    if len(s) <= 60: return s
+    return f"a JSON {_json_type(v)}" + (f" of {len(v)} entries" if isinstance(v, (list, dict)) else "")
+
 def _load_json(path: Path) -> dict:
     "The top-level object of a COCO file, with its three lists checked to be lists."
-    try: data = json.loads(path.read_text(encoding="utf-8-sig"))
+    try: data = json.loads(_text(path), object_pairs_hook=_object)
     except FileNotFoundError: raise CocoError(f"{path}: annotation file not found") from None
     except IsADirectoryError: raise CocoError(f"{path}: is a folder, not a COCO annotation file") from None
-    except UnicodeDecodeError as e: raise CocoError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    except _DuplicateKey as e:
+        k, a, b, obj = e.args
+        where = (f"the object with id {obj['id']}" if type(obj.get("id")) is int else
+                 f"an object with keys {_show(list(obj))}")
+        raise CocoError(f"{path}: the key {_show(k)} appears twice in {where}, as {_glimpse(a)} and {_glimpse(b)}; "
+                        "a JSON reader keeps only the last, so which one is meant is unclear") from None
     except json.JSONDecodeError as e:
         raise CocoError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
     except RecursionError: raise CocoError(f"{path}: JSON nested too deeply") from None
@@ -114,6 +148,8 @@ def _unsafe_file_name(name: str) -> str | None:
 
 def _whole(v) -> bool: return _is_int(v) or (isinstance(v, float) and v.is_integer())
 
+_MAX_SIDE = 2 ** 31 - 1  # pixels; larger sizes overflow the records' int64 or TensorFlow's int32 shapes
+
 def _check_images(path, images: list) -> dict[int, int]:
     "Image id -> index in `images`, for valid images."
     seen = {}
@@ -127,9 +163,31 @@ def _check_images(path, images: list) -> dict[int, int]:
             raise CocoError(f"{path}: {where}: file_name {_show(name)} {why}; file names are relative paths inside the "
                             "image folder")
         for k in ("width", "height"):
-            if not _whole(im[k]) or im[k] <= 0:
-                raise CocoError(f"{path}: {where}: {k} is {_show(im[k])}; the image size is a whole number of pixels > 0")
+            if not _whole(im[k]) or not 0 < im[k] <= _MAX_SIDE:
+                raise CocoError(f"{path}: {where}: {k} is {_show(im[k])}; the image size is a whole number of pixels > 0, "
+                                f"at most {_MAX_SIDE}")
     return seen
+
+def _check_repeated_files(path, images: list, annotations: list):
+    "Refuse two image entries naming one file unless one is an exact copy of the other (size and objects)."
+    first, pairs = {}, []
+    for i, im in enumerate(images):
+        key = PurePosixPath(im["file_name"])  # "./a.png" and "sub//b.png" name a.png and sub/b.png
+        if key in first: pairs.append((first[key], i))
+        else: first[key] = i
+    if not pairs: return
+    objects = {images[k]["id"]: [] for pair in pairs for k in pair}
+    for a in annotations:
+        if a["image_id"] in objects:
+            objects[a["image_id"]].append((a["category_id"], tuple(map(float, a["bbox"])), int(a.get("iscrowd", 0))))
+    copy = lambda im: (im["width"], im["height"], sorted(objects[im["id"]]))  # 640 and 640.0 alike
+    for i, j in pairs:
+        if copy(images[i]) != copy(images[j]):
+            a, b = images[i], images[j]
+            raise CocoError(f"{path}: images[{j}] (id {b['id']}): file_name {_show(b['file_name'])} is also the file of "
+                            f"images[{i}] (id {a['id']}), with another size or other annotations; each record of the "
+                            "image would lack the other's objects, which would train as background. List the image "
+                            "once with all its annotations (exact copies, as TAO's shard padding writes, are fine)")
 
 # %% ../../nbs/21_data_coco.ipynb #12dc5689
 def _bbox_row(b) -> list[float] | None:
@@ -236,9 +294,11 @@ def _check_on_disk(path, image_dir: Path, images: list[dict]):
     if not image_dir.is_dir(): raise CocoError(f"{path}: image folder {image_dir} not found")
     missing = [image_dir / im["file_name"] for im in images if not (image_dir / im["file_name"]).is_file()]
     if missing:
+        def why(p: Path) -> str:
+            return f"{p} (a folder)" if p.is_dir() else f"{p} (a broken symbolic link)" if p.is_symlink() else str(p)
         more = f", and {len(missing) - 5} more" if len(missing) > 5 else ""
         raise CocoError(f"{path}: {len(missing)} of {len(images)} images are not in {image_dir}: "
-                        f"{', '.join(map(str, missing[:5]))}{more}")
+                        f"{', '.join(map(why, missing[:5]))}{more}")
 
 def read_coco(annotation_file: str | os.PathLike,  # a COCO detection JSON file
               image_dir: str | os.PathLike,  # the folder its file names are relative to
@@ -250,6 +310,7 @@ def read_coco(annotation_file: str | os.PathLike,  # a COCO detection JSON file
     categories = _check_categories(path, data["categories"])
     image_ids = _check_images(path, data["images"])
     boxes = _check_annotations(path, data["annotations"], image_ids, categories)
+    _check_repeated_files(path, data["images"], data["annotations"])
     if check_images: _check_on_disk(path, image_dir, data["images"])
     names = [coco_class_name(n) for n in categories.values()]
     if len(set(names)) < len(names):

@@ -5,10 +5,12 @@
 # %% ../../nbs/24_data_convert.ipynb #f0201316
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import random
+import zlib
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -16,18 +18,21 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
+import numpy as np
 from google.protobuf.message import Message
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ..core import TaoNbError, progress, write_text_atomic
 from .kitti import ImageAnnotations, SkippedObject, pair_kitti, read_kitti_label
-from .tfrecords import SHARD_RE, annotations_to_example, shard_name, write_tfrecord
 from ..spec import DatasetConvertSpec, class_ids, load_spec, target_classes, validate_spec
 
 log = logging.getLogger(__name__)
+# tao_nb.data.tfrecords (TensorFlow) is imported where it is used: the image checks below serve tools that need no TensorFlow
 
 # %% auto #0
-__all__ = ['log', 'random_partitions', 'sequence_partitions', 'shard_partitions', 'ConvertSummary', 'dataset_convert']
+__all__ = ['log', 'PNG_SIGNATURE', 'IMAGE_SUFFIXES', 'random_partitions', 'sequence_partitions', 'shard_partitions',
+           'ImageFileError', 'ImageInfo', 'image_info', 'read_image_file', 'check_image_file', 'image_to_rgb',
+           'unpaired_image_problems', 'raise_image_problems', 'ConvertSummary', 'dataset_convert']
 
 # %% ../../nbs/24_data_convert.ipynb #a825278c
 def random_partitions(frame_ids: list[str], val_split: float, rng: random.Random) -> list[list[str]]:
@@ -56,6 +61,151 @@ def shard_partitions(partitions: list[list], num_shards: int | list[int]) -> lis
         out.append([part[i * size: (i + 1) * size if i + 1 < n else len(part)] for i in range(n)])
     return out
 
+# %% ../../nbs/24_data_convert.ipynb #ce0b1b0e
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+IMAGE_SUFFIXES = {"PNG": (".png",), "JPEG": (".jpg", ".jpeg")}
+"The file name endings that go with each image format."
+
+class ImageFileError(TaoNbError):
+    "An image file that cannot be trained on: unreadable, not PNG or JPEG, cut short, corrupt or implausibly large."
+
+@dataclass(frozen=True)
+class ImageInfo:
+    "What the bytes of a PNG or JPEG file say about its image, read without decoding the pixels."
+    format: str  # "PNG" or "JPEG", from the bytes (whatever the file name says)
+    width: int  # stored pixels, before any EXIF rotation
+    height: int
+    orientation: int = 1  # the EXIF orientation tag of a JPEG; 1: stored upright
+
+def _what(data: bytes) -> str:
+    "What bytes that are not PNG or JPEG look like, for messages."
+    for magic, name in [(b"GIF8", "GIF"), (b"BM", "BMP"), (b"II*\0", "TIFF"), (b"MM\0*", "TIFF"), (b"\0\0\0\x0cjXL", "JPEG XL"),
+                        (b"\xff\x0a", "JPEG XL"), (b"%PDF", "PDF"), (b"PK\x03\x04", "ZIP")]:
+        if data.startswith(magic): return f"a {name} file"
+    if data.startswith(b"RIFF") and data[8:12] == b"WEBP": return "a WebP file"
+    try: text = data[:48].decode("utf-8")
+    except UnicodeDecodeError: text = None
+    if text is not None and all(c.isprintable() or c in "\r\n\t" for c in text): return f"text ({text!r})"
+    return f"unknown data (starting {data[:8].hex(' ')})"
+
+def _cut(fmt: str, n: int, where: str) -> str:
+    return (f"{fmt} file cut short: {where} ({n} bytes); the file was truncated (an interrupted copy or download?): "
+            "copy it again, or remove it and its label")
+
+def _png_info(data: bytes) -> ImageInfo:
+    "Walk the chunks of a PNG file, checking each one's CRC, up to IEND."
+    mv, n, i, size = memoryview(data), len(data), 8, None
+    while i + 12 <= n:
+        length, kind = int.from_bytes(data[i:i + 4], "big"), data[i + 4:i + 8]
+        end = i + 12 + length
+        name = kind.decode("latin-1")
+        if end > n: raise ValueError(_cut("PNG", n, f"its {name!r} chunk at byte {i} runs past the end"))
+        if zlib.crc32(mv[i + 4:end - 4]) != int.from_bytes(data[end - 4:end], "big"):
+            raise ValueError(f"corrupt PNG file: the checksum of its {name!r} chunk at byte {i} does not match (damaged "
+                             "bytes); copy it again, or remove it and its label")
+        if size is None:
+            if kind != b"IHDR" or length != 13: raise ValueError("corrupt PNG file: it does not start with an IHDR chunk")
+            size = int.from_bytes(data[i + 8:i + 12], "big"), int.from_bytes(data[i + 12:i + 16], "big")
+        if kind == b"IEND": return ImageInfo("PNG", *size)
+        i = end
+    raise ValueError(_cut("PNG", n, "it ends before its IEND chunk"))
+
+# %% ../../nbs/24_data_convert.ipynb #d61c8afe
+_SOF = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # frame headers (not DHT, JPG, DAC)
+
+def _exif_orientation(segment: bytes) -> int:
+    "The orientation tag of an APP1 Exif segment (1 when absent or unreadable)."
+    try:
+        exif = Image.Exif(); exif.load(segment)
+        value = int(exif.get(0x0112, 1))
+    except Exception: return 1  # a damaged Exif block does not stop the image from decoding
+    return value if 1 <= value <= 8 else 1
+
+def _jpeg_info(data: bytes) -> ImageInfo:
+    "Walk the segments of a JPEG file to its first scan; the end-of-image marker must follow (a cut file lacks it)."
+    n, i, size, orientation = len(data), 2, None, 1
+    while True:
+        j = data.find(b"\xff", i)  # libjpeg also skips stray bytes between segments
+        if j < 0 or j + 1 >= n: raise ValueError(_cut("JPEG", n, "it ends before its image data"))
+        m = data[j + 1]
+        if m == 0xFF or m in (0x00, 0x01) or 0xD0 <= m <= 0xD8: i = j + 1 if m == 0xFF else j + 2; continue
+        if m == 0xD9: raise ValueError("corrupt JPEG file: it ends (end-of-image marker) before any image data")
+        if j + 4 > n: raise ValueError(_cut("JPEG", n, f"the segment at byte {j} runs past the end"))
+        end = j + 2 + int.from_bytes(data[j + 2:j + 4], "big")
+        if end > n: raise ValueError(_cut("JPEG", n, f"the segment at byte {j} runs past the end"))
+        if m in _SOF and end - j >= 9:
+            size = int.from_bytes(data[j + 7:j + 9], "big"), int.from_bytes(data[j + 5:j + 7], "big")
+        elif m == 0xE1 and data[j + 4:j + 10] == b"Exif\0\0": orientation = _exif_orientation(data[j + 4:end])
+        elif m == 0xDA:
+            if size is None: raise ValueError("corrupt JPEG file: image data without a frame header (SOF)")
+            if data.find(b"\xff\xd9", end) < 0: raise ValueError(_cut("JPEG", n, "it ends before its end-of-image marker"))
+            return ImageInfo("JPEG", *size, orientation)
+        i = end
+
+# %% ../../nbs/24_data_convert.ipynb #7fb2973b
+def image_info(data: bytes,  # the whole file
+               name: str | os.PathLike,  # the file (or record) named in errors
+               max_pixels: int | None = -1,  # refuse larger images; -1: PIL's Image.MAX_IMAGE_PIXELS; None: no limit
+               ) -> ImageInfo:
+    "Format, size and orientation of a whole PNG or JPEG file; `ImageFileError` naming `name` for anything else."
+    if not data: raise ImageFileError(f"{name}: not a readable image: the file is empty (0 bytes)")
+    try:
+        if data.startswith(PNG_SIGNATURE): info = _png_info(data)
+        elif data.startswith(b"\xff\xd8\xff"): info = _jpeg_info(data)
+        else: raise ValueError(f"its bytes are {_what(data)}, not PNG or JPEG (the image formats of TAO datasets)")
+    except ValueError as e: raise ImageFileError(f"{name}: not a readable image: {e}") from None
+    limit = Image.MAX_IMAGE_PIXELS if max_pixels == -1 else max_pixels
+    if info.width < 1 or info.height < 1:
+        raise ImageFileError(f"{name}: not a readable image: corrupt {info.format} header: it gives {info.width}x{info.height} pixels")
+    if limit is not None and info.width * info.height > limit:
+        raise ImageFileError(f"{name}: not a readable image: its {info.format} header claims {info.width}x{info.height} pixels "
+                             f"({info.width * info.height / 1e6:.0f} Mpx), over the limit of {limit / 1e6:.0f} Mpx "
+                             "(a decompression bomb, or a damaged header); for genuine images this large, raise "
+                             "PIL.Image.MAX_IMAGE_PIXELS")
+    return info
+
+# %% ../../nbs/24_data_convert.ipynb #adfbeace
+def read_image_file(path: str | os.PathLike) -> bytes:
+    "The bytes of an image file; `ImageFileError` naming it when it is missing, a folder, a broken link or unreadable."
+    path = Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():  # reading a pipe would wait for a writer
+        raise ImageFileError(f"{path}: not a readable image: not a regular file (a pipe, socket or device)")
+    try: data = path.read_bytes()
+    except IsADirectoryError: raise ImageFileError(f"{path}: not a readable image: it is a folder") from None
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise ImageFileError(f"{path}: not a readable image: a broken symbolic link (to {os.readlink(path)})") from None
+        raise ImageFileError(f"{path}: image not found") from None
+    except OSError as e: raise ImageFileError(f"{path}: not a readable image: {e.strerror or e}") from None
+    return data
+
+def check_image_file(path: str | os.PathLike, max_pixels: int | None = -1) -> tuple[bytes, ImageInfo]:
+    "The bytes and `ImageInfo` of a PNG or JPEG file that decoders will read whole; `ImageFileError` otherwise."
+    data = read_image_file(path)
+    return data, image_info(data, path, max_pixels)
+
+def image_to_rgb(im: Image.Image) -> Image.Image:
+    "A PIL image as 8-bit RGB, as TensorFlow decodes it: 16-bit grey keeps its high byte (PIL would clip it)."
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        im = Image.fromarray((np.asarray(im).astype(np.uint32) >> 8).clip(0, 255).astype(np.uint8))
+    return im.convert("RGB")
+
+def unpaired_image_problems(image_dir: str | os.PathLike, labels_without_image: list, extension: str) -> list[str]:
+    "For KITTI labels left without an image: the entries named like their image that are not image files."
+    out = []
+    for label in labels_without_image:
+        p = Path(image_dir) / f"{Path(label).stem}{extension if extension.startswith('.') else '.' + extension}"
+        if p.is_dir(): out.append(f"{p}: not a readable image: it is a folder")
+        elif p.is_symlink() and not p.exists(): out.append(f"{p}: not a readable image: a broken symbolic link (to {os.readlink(p)})")
+        elif os.path.lexists(p) and not p.is_file(): out.append(f"{p}: not a readable image: not a regular file")
+    return out
+
+def raise_image_problems(problems: list[str], total: int, what: str = "images cannot be used"):
+    "One `ImageFileError` listing every bad image (the first 20), when there are any."
+    if not problems: return
+    more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+    raise ImageFileError(f"{len(problems)} of {total} {what}:\n  " + "\n  ".join(problems[:20]) + more)
+
 # %% ../../nbs/24_data_convert.ipynb #51a278ac
 @dataclass
 class _Frame:
@@ -72,15 +222,29 @@ class _ShardResult:
     unmapped: Counter = field(default_factory=Counter)
     skipped: list = field(default_factory=list)
     images: int = 0
+    bad: list = field(default_factory=list)  # why each image that cannot be converted cannot
+    rotated: list = field(default_factory=list)  # images with an EXIF orientation other than upright
+    misnamed: list = field(default_factory=list)  # images whose bytes are another format than their name says
 
-def _image_size(path: Path) -> tuple[int, int]:
-    try:
-        with Image.open(path) as im: return im.size
-    except FileNotFoundError: raise TaoNbError(f"{path}: image not found") from None
-    except (UnidentifiedImageError, OSError) as e: raise TaoNbError(f"{path}: not a readable image ({e})") from None
+def _check_frame(frame: _Frame, res: _ShardResult) -> tuple[bytes, int, int] | None:
+    "The image's bytes and (width, height); None when it cannot be converted (why goes to `res.bad`)."
+    try: data, info = check_image_file(frame.image_path)
+    except ImageFileError as e: res.bad.append(str(e)); return None
+    size = (info.width, info.height)
+    if frame.size is not None and tuple(frame.size) != size:
+        swapped = (" (width and height swapped: labels refer to the stored pixels, whatever the EXIF orientation)"
+                   if tuple(frame.size) == size[::-1] else "")
+        res.bad.append(f"{frame.image_path}: the annotation file gives {frame.size[0]}x{frame.size[1]} pixels, the image "
+                       f"has {size[0]}x{size[1]}{swapped}; its boxes would be normalised by the wrong size: correct the "
+                       "width and height in the annotation file")
+        return None
+    if info.orientation != 1: res.rotated.append(str(frame.image_path))
+    if frame.image_path.suffix.lower() not in IMAGE_SUFFIXES[info.format]:
+        res.misnamed.append(f"{frame.image_path} ({info.format})")
+    return data, *size
 
-def _encode(frame: _Frame, ids: dict[str, int] | None, res: _ShardResult) -> bytes:
-    "The serialized example of one image; counts go to `res`."
+def _encode(frame: _Frame, ids: dict[str, int] | None, res: _ShardResult) -> bytes | None:
+    "The serialized example of one image (None when the image is bad: see `res.bad`); counts go to `res`."
     if frame.annotations is None:
         ann, skipped = read_kitti_label(frame.label_path, with_scores=False)
         res.skipped.extend(skipped)
@@ -89,18 +253,22 @@ def _encode(frame: _Frame, ids: dict[str, int] | None, res: _ShardResult) -> byt
         known = [c.lower() in ids for c in ann.classes]
         res.unmapped.update(c.lower() for c, k in zip(ann.classes, known) if not k)
         ann = ann.select(known)
-    width, height = frame.size or _image_size(frame.image_path)
+    if (image := _check_frame(frame, res)) is None: return None
+    data, width, height = image
+    from tao_nb.data.tfrecords import annotations_to_example
     cls = [ids[c.lower()] if ids is not None else 0 for c in ann.classes]
-    data = frame.image_path.read_bytes()
-    if not data: raise TaoNbError(f"{frame.image_path}: empty image file")
     res.objects.update(cls); res.images += 1
-    return annotations_to_example(ann, data, width, height, frame.key, cls).SerializeToString()
+    # deterministic: map fields in key order, so a conversion gives the same bytes in every process (hash seeds differ)
+    return annotations_to_example(ann, data, width, height, frame.key, cls).SerializeToString(deterministic=True)
+
 
 # %% ../../nbs/24_data_convert.ipynb #1031cafa
 def _write_shard(path: str, frames: list[_Frame], ids: dict[str, int] | None) -> _ShardResult:
+    from tao_nb.data.tfrecords import write_tfrecord
     res = _ShardResult()
     tmp = Path(path).with_name(f".{Path(path).name}.partial")
-    write_tfrecord(tmp, [_encode(f, ids, res) for f in frames])
+    records = [r for f in frames if (r := _encode(f, ids, res)) is not None]
+    if not res.bad: write_tfrecord(tmp, records, shown_as=path)  # with a bad image the conversion fails: no need to write
     return res
 
 def _write_all(jobs: list[tuple[str, list[_Frame]]], ids, workers: int) -> list[_ShardResult]:
@@ -122,14 +290,31 @@ def _write_all(jobs: list[tuple[str, list[_Frame]]], ids, workers: int) -> list[
                 log.warning("worker processes could not start (does the calling script lack an "
                             "`if __name__ == '__main__':` guard?); converting in this process instead")
                 bar.reset(); results = [_write_shard(path, frames, ids) for path, frames in jobs]
+        raise_image_problems([b for r in results for b in r.bad], n_images,
+                             "images cannot be converted (nothing was written; fix or remove them and their labels)")
     except BaseException:
         for path, _ in jobs: Path(path).with_name(f".{Path(path).name}.partial").unlink(missing_ok=True)
         raise
     finally: bar.close()
     return results
 
+def _remove_leftovers(prefix: Path):
+    "Delete the temporary shards of earlier conversions into `prefix` that were killed before they could clean up."
+    for old in prefix.parent.glob(f".{prefix.name}-fold-*"):
+        if ".partial" in old.name and old.is_file(): old.unlink(missing_ok=True)
+
+@contextlib.contextmanager
+def _publishing(prefix: Path):
+    "Mark the shards at `prefix` as being replaced for the time of the block: readers refuse them meanwhile."
+    from tao_nb.data.tfrecords import publishing_marker
+    marker = publishing_marker(prefix)
+    write_text_atomic(marker, "dataset_convert is replacing these shards; if no conversion is running, run it again\n")
+    yield
+    marker.unlink()
+
 def _publish(prefix: Path, paths: list[str]):
     "Replace the previous conversion's shards at `prefix` with the finished temporary files."
+    from tao_nb.data.tfrecords import SHARD_RE
     new = set(paths)
     for old in prefix.parent.glob(f"{prefix.name}-fold-*"):
         if SHARD_RE.search(old.name) and str(old) not in new: old.unlink()
@@ -148,6 +333,8 @@ class ConvertSummary:
     unmapped: dict[str, int]  # objects left out because their class is not in target_class_mapping
     stats_file: str
     warning_file: str | None
+    rotated: list[str] = field(default_factory=list)  # images with an EXIF orientation (stored pixels are used)
+    misnamed: list[str] = field(default_factory=list)  # images whose content is another format than their name
 
     @property
     def images(self) -> int: return sum(p["images"] for p in self.partitions)
@@ -157,6 +344,8 @@ def _kitti_frames(spec: DatasetConvertSpec) -> tuple[list[list[_Frame]], list[st
     k = spec.kitti_config
     root = Path(k.root_directory_path)
     pairs = pair_kitti(root / k.image_dir_name, root / k.label_dir_name, k.image_extension)
+    unreadable = unpaired_image_problems(root / k.image_dir_name, pairs.labels_without_image, k.image_extension)
+    raise_image_problems(unreadable, len(pairs.frame_ids) + len(unreadable), "labelled images cannot be read")
     if pairs.labels_without_image:
         log.warning("%d label files have no image and are ignored, e.g. %s", len(pairs.labels_without_image),
                     pairs.labels_without_image[0])
@@ -214,11 +403,13 @@ def dataset_convert(spec: DatasetConvertSpec | str | os.PathLike,  # the spec, o
     validate_spec(spec)
     prefix = Path(output_filename)
     prefix.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(prefix)
     parts, num_partitions, shards_per_part, read_skipped = _frames(spec)
     if not any(parts): raise TaoNbError("the dataset has no images to convert")
     mapping = dict(spec.target_class_mapping)
     if not mapping: mapping = {c: c for c in _label_classes(parts)}
     ids = class_ids(mapping)
+    from tao_nb.data.tfrecords import shard_name
     sharded = shard_partitions(parts, shards_per_part)
     jobs = [(shard_name(str(prefix), p, num_partitions, s, len(shards)), frames)
             for p, shards in enumerate(sharded) for s, frames in enumerate(shards)]
@@ -227,8 +418,10 @@ def dataset_convert(spec: DatasetConvertSpec | str | os.PathLike,  # the spec, o
     workers = workers if workers is not None else min(os.cpu_count() or 1, len(jobs), max(1, n // 2000))
     results = _write_all(jobs, ids, workers)
     if read_skipped: results[0].skipped[:0] = read_skipped
-    _publish(prefix, [p for p, _ in jobs])
-    return _report(prefix, jobs, sharded, results, ids, target_classes(mapping))
+    with _publishing(prefix):  # the stats and the shards change together, or readers know they did not
+        summary = _report(prefix, jobs, sharded, results, ids, target_classes(mapping))
+        _publish(prefix, [p for p, _ in jobs])
+    return summary
 
 # %% ../../nbs/24_data_convert.ipynb #6a341468
 def _report(prefix: Path, jobs, sharded, results: list[_ShardResult], ids, classes) -> ConvertSummary:
@@ -250,8 +443,15 @@ def _report(prefix: Path, jobs, sharded, results: list[_ShardResult], ids, class
         write_text_atomic(warning_file, json.dumps({f"{s.file}_{s.line}": [int(v) for v in s.box] for s in skipped}, indent=2))
         log.warning("%d objects with x1 >= x2 or y1 >= y2 were skipped; listed in %s", len(skipped), warning_file)
     else: warning_file.unlink(missing_ok=True)
+    rotated, misnamed = [p for r in results for p in r.rotated], [p for r in results for p in r.misnamed]
+    if rotated:
+        log.warning("%d images carry an EXIF orientation, e.g. %s: like TAO, training uses the stored pixels, not the "
+                    "rotated view of image viewers; their labels must refer to the stored pixels", len(rotated), rotated[0])
+    if misnamed:
+        log.warning("%d images hold another format than their file name says, e.g. %s; they are decoded by their "
+                    "content", len(misnamed), misnamed[0])
     summary = ConvertSummary(str(prefix), [p for p, _ in jobs], partitions, ids, classes, skipped, unmapped,
-                             f"{prefix}_stats.json", str(warning_file) if skipped else None)
+                             f"{prefix}_stats.json", str(warning_file) if skipped else None, rotated, misnamed)
     write_text_atomic(summary.stats_file, json.dumps({
         "shards": summary.shards, "partitions": partitions, "total_objects": dict(sorted(total.items())),
         "class_ids": ids, "classes": classes, "unmapped_objects": unmapped, "skipped_objects": len(skipped)}, indent=2))

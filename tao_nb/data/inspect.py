@@ -11,6 +11,7 @@ import io
 import operator
 import os
 import struct
+import warnings
 from collections import Counter
 from html import escape
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from matplotlib.ticker import MaxNLocator
 from PIL import Image, UnidentifiedImageError
 
 from ..core import TaoNbError, import_tensorflow, progress
+from .convert import image_to_rgb
 from .kitti import ImageAnnotations, SkippedObject, pair_kitti, read_kitti_label
 
 # %% auto #0
@@ -97,19 +99,37 @@ def find(self: InspectDataset, frame_ids: Sequence[str]) -> list[int]:
     return [where[f] for f in frame_ids]
 
 # %% ../../nbs/26_data_inspect.ipynb #83cc7b43
+def _check_pixels(size: tuple[int, int], name) -> tuple[int, int]:
+    "`size`, unless it is over PIL's pixel limit (then a TaoNbError naming `name`)."
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and size[0] * size[1] > limit:
+        raise TaoNbError(f"{name}: cannot read the image: its header claims {size[0]}x{size[1]} pixels, over the limit of "
+                         f"{limit / 1e6:.0f} Mpx (a decompression bomb, or a damaged header); for genuine images this "
+                         "large, raise PIL.Image.MAX_IMAGE_PIXELS")
+    return size
+
+def _open(source: str | os.PathLike | bytes):
+    "PIL's lazy image of a file or of encoded bytes, its size checked against the pixel limit."
+    with warnings.catch_warnings():  # the pixel limit is checked below, by name
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        im = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+    _check_pixels(im.size, "image bytes" if isinstance(source, bytes) else source)
+    return im
+
+_UNREADABLE = (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError)
+
 def _rgb(source: str | os.PathLike | bytes) -> np.ndarray:
     "An image file, or encoded image bytes, as (H, W, 3) uint8 RGB pixels."
     try:
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
-            return np.asarray(im.convert("RGB"))
-    except (OSError, UnidentifiedImageError) as e:
+        with _open(source) as im: return np.asarray(image_to_rgb(im))
+    except _UNREADABLE as e:
         raise TaoNbError(f"{'image bytes' if isinstance(source, bytes) else source}: cannot read the image ({e})") from None
 
 def _header_size(path: str | os.PathLike) -> tuple[int, int]:
     "(width, height) of an image file, from its header."
     try:
-        with Image.open(path) as im: return im.size
-    except (OSError, UnidentifiedImageError) as e: raise TaoNbError(f"{path}: cannot read the image ({e})") from None
+        with _open(path) as im: return im.size
+    except _UNREADABLE as e: raise TaoNbError(f"{path}: cannot read the image ({e})") from None
 
 # %% ../../nbs/26_data_inspect.ipynb #5e8c69c2
 def open_kitti(image_dir: str | os.PathLike,  # folder of images
@@ -378,7 +398,7 @@ class DatasetBrowser(widgets.VBox):
 @dataclass(frozen=True)
 class DataProblem:
     "One kind of problem in a dataset's annotations, with the images it concerns."
-    kind: str  # empty_label, tiny_box, skipped_object, unmapped_class, no_mapped_object or unused_mapping
+    kind: str  # unreadable_image, empty_label, tiny_box, skipped_object, unmapped_class, no_mapped_object, unused_mapping
     message: str  # what is wrong, and what it means for training
     frame_ids: tuple[str, ...] = ()  # the images concerned
 
@@ -455,13 +475,18 @@ def summarize_dataset(dataset: InspectDataset,  # an opened dataset
                       min_box_size: float = 8,  # flag boxes narrower or lower than this, in pixels
                       ) -> DatasetSummary:
     "Counts of a dataset's objects, boxes and image sizes, and the problems found in its annotations."
-    anns, skipped, sizes, bar = [], [], [], progress(len(dataset), "summarising", "image")
+    anns, skipped, sizes, unreadable, bar = [], [], [], {}, progress(len(dataset), "summarising", "image")
     for i in range(len(dataset)):
-        anns.append(dataset.annotations(i)); skipped.append(dataset.skipped(i)); sizes.append(dataset.image_size(i))
+        anns.append(dataset.annotations(i)); skipped.append(dataset.skipped(i))
+        try: sizes.append(dataset.image_size(i))
+        except TaoNbError as e: unreadable[anns[-1].frame_id] = str(e)
         bar.update(1)
     bar.close()
     boxes = np.concatenate([a.boxes for a in anns]) if anns else np.zeros((0, 4), np.float32)
-    problems = _label_problems(anns, skipped, min_box_size)
+    problems = [DataProblem("unreadable_image", f"{len(unreadable)} images cannot be read, so training cannot use them: "
+                            + "; ".join(list(unreadable.values())[:5]) + (" ..." if len(unreadable) > 5 else ""),
+                            tuple(unreadable))] if unreadable else []
+    problems += _label_problems(anns, skipped, min_box_size)
     if target_class_mapping is not None: problems += _mapping_problems(anns, dict(target_class_mapping))
     return DatasetSummary(len(dataset), dict(Counter(c for a in anns for c in a.classes).most_common()),
                           dict(sorted(Counter(len(a) for a in anns).items())),

@@ -5,8 +5,10 @@
 # %% ../../nbs/20_data_kitti.ipynb #baf25b87
 from __future__ import annotations
 
+import codecs
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,20 +79,64 @@ class SkippedObject:
     box: tuple[float, float, float, float]
     reason: str
 
+_LINE_END, _LINE_END_BYTES = re.compile(r"\r\n|\r|\n"), re.compile(rb"\r\n|\r|\n")  # universal newlines, as open()
+_FLOAT32_OVERFLOW = 2.0 ** 128 - 2.0 ** 103  # the smallest magnitude that float32 rounds to infinity
+
 def _fail(path, line_no, msg):
     raise KittiLabelError(f"{path}:{line_no}: {msg}. A KITTI label line has 15 fields: {' '.join(KITTI_FIELDS)} "
                           "(predictions add a score)")
+
+def _brief(token: str, quote: bool = False) -> str:
+    "A field for an error message, shortened when long."
+    if len(token) <= 40: return repr(token) if quote else token
+    return f"{token[:30]!r}... ({len(token)} characters)" if quote else f"{token[:30]}... ({len(token)} characters)"
+
+def _decode(path: Path, data: bytes) -> str:
+    "The text of a label file: UTF-8, with or without a byte-order mark."
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise KittiLabelError(f"{path}:1: the file is UTF-16 text; save it as UTF-8")
+    body = data[len(codecs.BOM_UTF8):] if data.startswith(codecs.BOM_UTF8) else data
+    try: return body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = len(_LINE_END_BYTES.findall(body, 0, e.start)) + 1
+        raise KittiLabelError(f"{path}:{line}: byte {e.start + len(data) - len(body)} is not UTF-8; a label file "
+                              "is UTF-8 text") from None
+
+def _numbers(path, line_no, parts: list[str]) -> list[float]:
+    "Fields 2.. of a line as floats, checked to be finite as float32 and `occluded` to be an integer."
+    values = []
+    for i, p in enumerate(parts[1:], 1):
+        name = KITTI_FIELDS[i] if i < 15 else "score"
+        try: v = float(p)
+        except ValueError: _fail(path, line_no, f"field {i + 1} ({name}) is {_brief(p, quote=True)}, not a number")
+        if not math.isfinite(v): _fail(path, line_no, f"field {i + 1} ({name}) is {_brief(p)}, not a finite number")
+        if abs(v) >= _FLOAT32_OVERFLOW:
+            _fail(path, line_no, f"field {i + 1} ({name}) is {_brief(p)}, too large: the records store float32, "
+                  "at most 3.4e38")
+        values.append(v)
+    occ = values[1]
+    if not occ.is_integer() or not -2 ** 63 <= occ < 2 ** 63:
+        _fail(path, line_no, f"field 3 (occluded) is {_brief(parts[2])}, not an integer")
+    return values
+
+def _check_name(path, line_no, name: str):
+    "Refuse a class name holding an invisible character (a byte-order mark, a zero-width space, a control code)."
+    if not name.isprintable():
+        c = next(c for c in name if not c.isprintable())
+        _fail(path, line_no, f"field 1 (type) is {_brief(name, quote=True)}, which holds U+{ord(c):04X}, not a "
+              "printable character")
 
 def read_kitti_label(path: str | os.PathLike,  # a KITTI label file
                      with_scores: bool | None = None,  # require 16 fields (True), 15 (False) or either (None)
                      ) -> tuple[ImageAnnotations, list[SkippedObject]]:
     "The objects of a label file, and the objects skipped for empty or inverted boxes."
     path = Path(path)
-    try: text = path.read_text(encoding="utf-8-sig")
+    try: data = path.read_bytes()
     except FileNotFoundError: raise KittiLabelError(f"{path}: label file not found") from None
-    except UnicodeDecodeError as e: raise KittiLabelError(f"{path}: not a text file (byte {e.start} is not UTF-8)") from None
+    except IsADirectoryError: raise KittiLabelError(f"{path}: is a folder, not a label file") from None
+    except OSError as e: raise KittiLabelError(f"{path}: cannot read the label file ({e.strerror or e})") from None
     rows, names, skipped, n_fields = [], [], [], None
-    for line_no, line in enumerate(text.splitlines(), 1):
+    for line_no, line in enumerate(_LINE_END.split(_decode(path, data)), 1):
         parts = line.split()
         if not parts: continue
         if len(parts) not in (15, 16) or (with_scores is not None and len(parts) != (16 if with_scores else 15)):
@@ -98,17 +144,13 @@ def read_kitti_label(path: str | os.PathLike,  # a KITTI label file
         if n_fields is not None and len(parts) != n_fields:
             _fail(path, line_no, f"{len(parts)} fields where earlier lines have {n_fields}")
         n_fields = len(parts)
-        values = []
-        for i, p in enumerate(parts[1:], 1):
-            name = KITTI_FIELDS[i] if i < 15 else "score"
-            try: v = float(p)
-            except ValueError: _fail(path, line_no, f"field {i + 1} ({name}) is {p!r}, not a number")
-            if not math.isfinite(v): _fail(path, line_no, f"field {i + 1} ({name}) is {p}, not a finite number")
-            values.append(v)
-        if values[1] != int(values[1]): _fail(path, line_no, f"field 3 (occluded) is {parts[2]}, not an integer")
+        _check_name(path, line_no, parts[0])
+        values = _numbers(path, line_no, parts)
         x1, y1, x2, y2 = values[3:7]
-        if x1 >= x2 or y1 >= y2:
-            skipped.append(SkippedObject(str(path), line_no, parts[0], (x1, y1, x2, y2), "x1 >= x2 or y1 >= y2"))
+        b = np.array(values[3:7], np.float32)  # compared as stored: 1e8 and 1e8 + 1 are one float32
+        if not (b[0] < b[2] and b[1] < b[3]):
+            why = "x1 >= x2 or y1 >= y2" + ("" if x1 >= x2 or y1 >= y2 else " (equal as float32)")
+            skipped.append(SkippedObject(str(path), line_no, parts[0], (x1, y1, x2, y2), why))
             continue
         names.append(parts[0]); rows.append(values)
     a = np.array(rows, np.float64).reshape(len(rows), (n_fields or 15) - 1)
@@ -156,9 +198,9 @@ def pair_kitti(image_dir: str | os.PathLike,  # folder of images
     labels = [label_dir / f"{i}.txt" for i in ids]
     missing = [(img, lbl) for img, lbl in zip(images, labels) if not lbl.is_file()]
     if missing:
-        listed = "; ".join(f"{img.name} (expected {lbl})" for img, lbl in missing[:5])
+        listed = "; ".join(f"{img.name} (expected {lbl}{', a folder' if lbl.is_dir() else ''})" for img, lbl in missing[:5])
         more = f"; and {len(missing) - 5} more" if len(missing) > 5 else ""
         raise KittiLabelError(f"{len(missing)} of {len(images)} images in {image_dir} have no label file: {listed}{more}")
     id_set = set(ids)
-    orphans = sorted(p for p in label_dir.glob("*.txt") if p.stem not in id_set)
+    orphans = sorted(p for p in label_dir.glob("*.txt") if p.stem not in id_set and p.is_file())
     return KittiPairs(ids, images, labels, orphans)

@@ -9,10 +9,13 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from ..core import TaoNbError, import_tensorflow
+from .convert import (ImageFileError, check_image_file, image_info, raise_image_problems,
+                                   unpaired_image_problems)
 from .kitti import pair_kitti, read_kitti_label
 from .tfrecords import find_shards, parse_example
 from ..spec import class_ids, target_classes
@@ -22,8 +25,9 @@ AUTOTUNE = tf.data.AUTOTUNE
 
 # %% auto #0
 __all__ = ['tf', 'AUTOTUNE', 'IMAGENET_BGR_MEAN', 'IMAGENET_GRAY_MEAN', 'class_table', 'tfrecord_elements', 'kitti_elements',
-           'decode_element', 'SSDAugmentation', 'color_jitter', 'zoom_out', 'random_crop', 'random_flip', 'preprocess',
-           'augment', 'DetectionData', 'detection_data', 'train_dataset', 'eval_dataset', 'batch']
+           'decode_element', 'check_image_files', 'check_shard_images', 'undecodable_images', 'SSDAugmentation',
+           'color_jitter', 'zoom_out', 'random_crop', 'random_flip', 'preprocess', 'augment', 'DetectionData',
+           'detection_data', 'train_dataset', 'eval_dataset', 'batch']
 
 # %% ../../nbs/25_data_pipeline.ipynb #c19ba026
 def class_table(mapping: dict[str, str]) -> tf.lookup.StaticHashTable:
@@ -34,7 +38,7 @@ def class_table(mapping: dict[str, str]) -> tf.lookup.StaticHashTable:
 
 # %% ../../nbs/25_data_pipeline.ipynb #08b923b5
 def _decode(image_bytes: tf.Tensor) -> tf.Tensor:
-    "An encoded PNG/JPEG image as float32 RGB (grayscale and RGBA images are converted)."
+    "An encoded PNG/JPEG image as float32 RGB (grey, grey+alpha, RGBA, palette, 16-bit and CMYK images are converted)."
     image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
     return tf.cast(image, tf.float32)
 
@@ -56,9 +60,13 @@ def tfrecord_elements(files: list[str], mapping: dict[str, str]) -> tf.data.Data
     return tf.data.TFRecordDataset(files).map(convert, num_parallel_calls=AUTOTUNE, deterministic=True)
 
 # %% ../../nbs/25_data_pipeline.ipynb #c48c2284
-def kitti_elements(image_dir: str, label_dir: str, mapping: dict[str, str], extension: str = ".png") -> tf.data.Dataset:
+def kitti_elements(image_dir: str, label_dir: str, mapping: dict[str, str], extension: str = ".png",
+                   check_images: bool = True,  # read every image once now, as `check_image_files` does
+                   ) -> tf.data.Dataset:
     "Images and labels of KITTI folders as undecoded elements, pixel boxes normalised once decoded."
     pairs = pair_kitti(image_dir, label_dir, extension)
+    if check_images:
+        check_image_files(pairs.image_paths, unpaired_image_problems(image_dir, pairs.labels_without_image, extension))
     ids = class_ids(mapping)
     boxes, classes, difficult = [], [], []
     for lbl in pairs.label_paths:
@@ -88,6 +96,67 @@ def decode_element(el: dict) -> dict:
         out["boxes"] = el["pixel_boxes"] / tf.stack([w, h, w, h])
     out["image"] = image
     return out
+
+# %% ../../nbs/25_data_pipeline.ipynb #46c116f4
+def check_image_files(paths: list, problems: list[str] | None = None) -> int:
+    "Check image files as `dataset_convert` does; `ImageFileError` listing every bad one (with `problems` found before)."
+    problems = list(problems or [])
+    total = len(paths) + len(problems)
+    for p in paths:
+        try: check_image_file(p)
+        except ImageFileError as e: problems.append(str(e))
+    raise_image_problems(problems, total,
+                         "images cannot be trained on (training would stop when it reached them)")
+    return len(paths)
+
+def _shard_records(path: str) -> Iterator[bytes]:
+    "The serialized records of an uncompressed TFRecord file, by its length headers (TensorFlow checks the checksums)."
+    try:
+        with open(path, "rb") as f:
+            size, pos, k = os.fstat(f.fileno()).st_size, 0, 0
+            while pos < size:
+                head = f.read(12)
+                n = int.from_bytes(head[:8], "little") if len(head) == 12 else -1
+                if n < 0 or pos + 16 + n > size:
+                    raise TaoNbError(f"{path}: not an uncompressed TFRecord file, or cut short (record {k} runs past byte "
+                                     f"{size}); convert the dataset again")
+                yield f.read(n)
+                f.seek(4, 1); pos += 16 + n; k += 1
+    except OSError as e: raise TaoNbError(f"{path}: cannot read the TFRecord file ({e.strerror or e})") from None
+
+def check_shard_images(files: list[str]) -> int:
+    "The number of records in TFRecord shards, each record's image checked; `ImageFileError` listing every bad one."
+    problems, n = [], 0
+    for f in files:
+        for k, rec in enumerate(_shard_records(f)):
+            n += 1
+            try: feature = tf.train.Example.FromString(rec).features.feature
+            except Exception: problems.append(f"{f}: record {k} is not a tf.train.Example"); continue
+            frame = b"".join(feature["frame/id"].bytes_list.value[:1]).decode("utf-8", "replace")
+            name = f"{f}: record {k} ({frame})"
+            if len(feature["frame/encoded"].bytes_list.value) != 1:
+                problems.append(f"{name}: no frame/encoded image"); continue
+            try: info = image_info(feature["frame/encoded"].bytes_list.value[0], name)
+            except ImageFileError as e: problems.append(str(e)); continue
+            stored = list(feature["frame/width"].int64_list.value) + list(feature["frame/height"].int64_list.value)
+            if stored != [info.width, info.height]:
+                problems.append(f"{name}: frame/width and frame/height are {stored or 'missing'}, the image has "
+                                f"{info.width}x{info.height}; its boxes were normalised by another size: convert the "
+                                "dataset again")
+    raise_image_problems(problems, n, "images in the TFRecords cannot be trained on (training would stop when it "
+                         "reached them); convert the dataset again, the bad images fixed or removed")
+    return n
+
+# %% ../../nbs/25_data_pipeline.ipynb #9d630b69
+def undecodable_images(elements: tf.data.Dataset) -> list[str]:
+    "Each element whose image TensorFlow cannot decode, as 'frame id: why' (every image decoded: for after a failure)."
+    bad = []
+    for el in elements:
+        try: tf.io.decode_image(el["image_bytes"], channels=3, expand_animations=False)
+        except tf.errors.InvalidArgumentError as e:
+            bad.append(f"{el['frame_id'].numpy().decode('utf-8', 'replace')}: not a decodable image: "
+                       f"{e.message.strip().splitlines()[-1][:200]}")
+    return bad
 
 # %% ../../nbs/25_data_pipeline.ipynb #a2de3dc9
 IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
@@ -234,7 +303,7 @@ class DetectionData:
 def _source_elements(src, mapping, extension, fold=None, exclude_fold=None):
     if src.tfrecords_path:
         files = find_shards(src.tfrecords_path, fold, exclude_fold)
-        size = sum(1 for _ in tf.data.TFRecordDataset(files))
+        size = check_shard_images(files)
         return tfrecord_elements(files, mapping), size
     ds = kitti_elements(src.image_directory_path, src.label_directory_path, mapping, extension)
     return ds, int(ds.cardinality())

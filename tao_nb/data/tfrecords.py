@@ -21,7 +21,8 @@ tf = import_tensorflow()
 
 # %% auto #0
 __all__ = ['tf', 'SHARD_RE', 'annotations_to_example', 'parse_example', 'example_to_annotations', 'shard_name',
-           'TFRecordsNotFoundError', 'find_shards', 'write_tfrecord', 'read_tfrecord_annotations']
+           'TFRecordsNotFoundError', 'TFRecordsIncompleteError', 'publishing_marker', 'check_complete', 'find_shards',
+           'write_tfrecord', 'read_tfrecord_annotations']
 
 # %% ../../nbs/23_data_tfrecords.ipynb #53328bf1
 def annotations_to_example(ann: ImageAnnotations,  # the image's objects, pixel boxes
@@ -87,15 +88,44 @@ def shard_name(prefix: str, fold: int, folds: int, shard: int, shards: int) -> s
 class TFRecordsNotFoundError(TaoNbError):
     "A tfrecords_path that matches no shard."
 
+class TFRecordsIncompleteError(TaoNbError):
+    "A tfrecords_path whose shards are not one whole conversion (an interrupted dataset_convert, a partial copy)."
+
+def publishing_marker(prefix: str | os.PathLike) -> Path:
+    "The file dataset_convert keeps beside the shards of `prefix` while it swaps the old shards for the new ones."
+    prefix = Path(prefix)
+    return prefix.with_name(f".{prefix.name}.publishing")
+
+def check_complete(files: list[str], pattern: str):
+    "Refuse shards that a dataset_convert left half-replaced, or a fold that lacks shards or mixes two conversions."
+    folds: dict[tuple[str, int], dict[int, set[int]]] = {}
+    for f in files:
+        m = SHARD_RE.search(f)
+        if not m: continue  # not named by dataset_convert: nothing to check it against
+        prefix = f[:m.start()]
+        if publishing_marker(prefix).exists():
+            raise TFRecordsIncompleteError(f"tfrecords_path {pattern!r}: the shards at {prefix} are incomplete: a dataset_convert "
+                                           "into it was interrupted while replacing them; run dataset_convert again")
+        folds.setdefault((prefix, int(m[1])), {}).setdefault(int(m[4]), set()).add(int(m[3]))
+    for (prefix, fold), by_count in sorted(folds.items()):
+        missing = sorted(set(range(max(by_count))) - by_count[max(by_count)])
+        if len(by_count) == 1 and not missing: continue
+        what = (f"it mixes shards of conversions into {' and '.join(str(n) for n in sorted(by_count))} shards"
+                if len(by_count) > 1 else
+                f"shard {', '.join(str(s) for s in missing[:5])}{' ...' if len(missing) > 5 else ''} of {max(by_count)} is missing")
+        raise TFRecordsIncompleteError(f"tfrecords_path {pattern!r}: fold {fold} at {prefix} is incomplete: {what} "
+                                       "(an interrupted dataset_convert or a partial copy); run dataset_convert again")
+
 def find_shards(pattern: str,  # a file glob, as in the spec's tfrecords_path
                 fold: int | None = None,  # keep only this fold
                 exclude_fold: int | None = None,  # drop this fold (the validation fold, for training)
                 ) -> list[str]:
-    "The sorted shard files matching `pattern`, filtered by fold."
+    "The sorted shard files matching `pattern`, filtered by fold; refused unless they are whole conversions."
     files = sorted(f for f in glob.glob(pattern) if os.path.isfile(f) and not Path(f).name.startswith("."))
     files = [f for f in files if not f.endswith((".json", ".log", ".txt"))]
     if not files: raise TFRecordsNotFoundError(f"tfrecords_path {pattern!r} matches no file; run dataset_convert first "
                                                "or fix the path (it is a glob, e.g. /data/tfrecords/train*)")
+    check_complete(files, pattern)
     def fold_of(f):
         m = SHARD_RE.search(f)
         return int(m[1]) if m else None
@@ -106,17 +136,23 @@ def find_shards(pattern: str,  # a file glob, as in the spec's tfrecords_path
     return files
 
 # %% ../../nbs/23_data_tfrecords.ipynb #9808d678
-def write_tfrecord(path: str | os.PathLike, records: list[bytes]) -> Path:
+def write_tfrecord(path: str | os.PathLike, records: list[bytes],
+                   shown_as: str | os.PathLike | None = None,  # the file errors name, when `path` is itself a temporary one
+                   ) -> Path:
     "Write serialized examples to a TFRecord file atomically (temporary file, then rename)."
     path = Path(path)
+    shown = shown_as or path
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with tf.io.TFRecordWriter(str(tmp)) as w:
             for r in records: w.write(r)
         with open(tmp, "rb") as f: os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
+        if isinstance(e, tf.errors.OpError):  # TensorFlow's C++ writer: "<file>; No space left on device"
+            raise TaoNbError(f"cannot write {shown}: {e.message.rsplit('; ', 1)[-1]}") from None
+        if isinstance(e, OSError): raise TaoNbError(f"cannot write {shown}: {e.strerror or e}") from None
         raise
     return path
 

@@ -15,22 +15,23 @@ import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
 # %% auto #0
-__all__ = ['tf', 'BN_MOMENTUM', 'Backbone', 'resnet', 'vgg', 'mobilenet_v1', 'mobilenet_v2', 'darknet', 'googlenet', 'squeezenet',
-           'build_backbone', 'freeze']
+__all__ = ['tf', 'BN_MOMENTUM', 'Backbone', 'Builder', 'resnet', 'vgg', 'mobilenet_v1', 'mobilenet_v2', 'darknet', 'googlenet',
+           'squeezenet', 'build_backbone', 'freeze']
 
 # %% ../../nbs/32_models_backbones.ipynb #9e668101
 @dataclass
 class Backbone:
-    "A feature extractor: its input, the features at strides 8 and 16, and the layers of each block."
+    "A feature extractor: its input, the features at strides 8, 16 (and 32 where it has one), the layers of each block."
     inputs: keras.KerasTensor
     stride8: keras.KerasTensor
     stride16: keras.KerasTensor
     blocks: dict[int, list[str]] = field(default_factory=dict)  # block id -> layer names
+    stride32: keras.KerasTensor | None = None  # the backbone's own stride-32 feature (darknet), else None
 
 BN_MOMENTUM = 0.9
 "Batch normalisation momentum: moving statistics settle within a few hundred steps, as short trainings need."
 
-class _Builder:
+class Builder:
     "Creates named layers and records the block each belongs to."
     def __init__(self): self.block, self.blocks = 0, {}
     def __call__(self, layer):
@@ -51,7 +52,7 @@ class _Builder:
 _RESNET = {10: ("basic", [1, 1, 1, 1]), 18: ("basic", [2, 2, 2, 2]), 34: ("basic", [3, 4, 6, 3]),
            50: ("bottleneck", [3, 4, 6, 3]), 101: ("bottleneck", [3, 4, 23, 3])}
 
-def _resnet_unit(b: _Builder, x, filters, stride, name, kind):
+def _resnet_unit(b: Builder, x, filters, stride, name, kind):
     c_out = filters * (4 if kind == "bottleneck" else 1)
     shortcut = x
     if stride != 1 or x.shape[-1] != c_out:
@@ -69,7 +70,7 @@ def _resnet_unit(b: _Builder, x, filters, stride, name, kind):
 def resnet(inputs, nlayers: int) -> Backbone:
     "A TAO-style ResNet backbone."
     kind, units = _RESNET[nlayers]
-    b = _Builder()
+    b = Builder()
     x = b.conv_bn(inputs, 64, 7, 2, "conv1")
     feats = {}
     for stage, (filters, n) in enumerate(zip([64, 128, 256, 512], units), 1):
@@ -85,7 +86,7 @@ def resnet(inputs, nlayers: int) -> Backbone:
 def vgg(inputs, nlayers: int) -> Backbone:
     "A VGG backbone with batch normalisation."
     convs = {16: [2, 2, 3, 3, 3], 19: [2, 2, 4, 4, 4]}[nlayers]
-    b, x, feats = _Builder(), inputs, {}
+    b, x, feats = Builder(), inputs, {}
     for blk, (filters, n) in enumerate(zip([64, 128, 256, 512, 512], convs), 1):
         b.block = blk
         if blk == 5: x = b(layers.MaxPooling2D(2, 2, "same", name="block_4_pool"))(x)
@@ -99,7 +100,7 @@ _MNV1 = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)]
 
 def mobilenet_v1(inputs) -> Backbone:
     "MobileNet v1 (width 1), features at strides 8 and 16."
-    b = _Builder()
+    b = Builder()
     x = b.conv_bn(inputs, 32, 3, 2, "conv1")
     feats = {}
     for i, (filters, stride) in enumerate(_MNV1[:11], 1):  # up to stride 16; the stride-32 blocks are unused
@@ -113,7 +114,7 @@ _MNV2 = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 
 
 def mobilenet_v2(inputs) -> Backbone:
     "MobileNet v2 (width 1), features at strides 8 and 16."
-    b = _Builder()
+    b = Builder()
     x = b.conv_bn(inputs, 32, 3, 2, "conv1", act="relu6")
     i, feats = 0, {}
     for t, c, n, s in _MNV2:
@@ -128,17 +129,17 @@ def mobilenet_v2(inputs) -> Backbone:
     return Backbone(inputs, feats[6], feats[13], {k: v for k, v in b.blocks.items() if k in BACKBONES["mobilenet_v2"].blocks})
 
 # %% ../../nbs/32_models_backbones.ipynb #d40ba605
-def darknet(inputs, nlayers: int) -> Backbone:
-    "DarkNet 19 or 53, features at strides 8 and 16."
-    b, feats = _Builder(), {}
-    x = b.conv_bn(inputs, 32, 3, 1, "conv1", act="leaky")
+def darknet(inputs, nlayers: int, force_relu: bool = False) -> Backbone:
+    "DarkNet 19 or 53, features at strides 8, 16 and 32; ReLU instead of leaky ReLU if `force_relu`."
+    b, feats, act = Builder(), {}, "relu" if force_relu else "leaky"
+    x = b.conv_bn(inputs, 32, 3, 1, "conv1", act=act)
     if nlayers == 53:
         for stage, (filters, n) in enumerate(zip([64, 128, 256, 512, 1024], [1, 2, 8, 8, 4]), 1):
             b.block = stage
-            x = b.conv_bn(x, filters, 3, 2, f"block_{stage}_down", act="leaky")
+            x = b.conv_bn(x, filters, 3, 2, f"block_{stage}_down", act=act)
             for u in range(n):
-                y = b.conv_bn(x, filters // 2, 1, 1, f"block_{stage}{chr(ord('a') + u)}_1", act="leaky")
-                y = b.conv_bn(y, filters, 3, 1, f"block_{stage}{chr(ord('a') + u)}_2", act="leaky")
+                y = b.conv_bn(x, filters // 2, 1, 1, f"block_{stage}{chr(ord('a') + u)}_1", act=act)
+                y = b.conv_bn(y, filters, 3, 1, f"block_{stage}{chr(ord('a') + u)}_2", act=act)
                 x = b(layers.Add(name=f"block_{stage}{chr(ord('a') + u)}_add"))([x, y])
             feats[stage] = x
     else:
@@ -147,9 +148,9 @@ def darknet(inputs, nlayers: int) -> Backbone:
             b.block = stage
             x = b(layers.MaxPooling2D(2, 2, "same", name=f"block_{stage}_pool"))(x)
             for i, f in enumerate(filters):
-                x = b.conv_bn(x, f, 3 if i % 2 == 0 else 1, 1, f"block_{stage}_{i + 1}", act="leaky")
+                x = b.conv_bn(x, f, 3 if i % 2 == 0 else 1, 1, f"block_{stage}_{i + 1}", act=act)
             feats[stage] = x
-    return Backbone(inputs, feats[3], feats[4], b.blocks)
+    return Backbone(inputs, feats[3], feats[4], b.blocks, stride32=feats[5])
 
 # %% ../../nbs/32_models_backbones.ipynb #46de545d
 _INCEPTION = {"3a": (64, 96, 128, 16, 32, 32), "3b": (128, 128, 192, 32, 96, 64), "4a": (192, 96, 208, 16, 48, 64),
@@ -157,7 +158,7 @@ _INCEPTION = {"3a": (64, 96, 128, 16, 32, 32), "3b": (128, 128, 192, 32, 96, 64)
               "4e": (256, 160, 320, 32, 128, 128), "5a": (256, 160, 320, 32, 128, 128), "5b": (384, 192, 384, 48, 128, 128)}
 "Filters of each inception block: 1x1, 3x3 reduction, 3x3, 5x5 reduction, 5x5, pooling projection."
 
-def _inception(b: _Builder, x, filters, name: str):
+def _inception(b: Builder, x, filters, name: str):
     "An Inception v1 block: four branches on `x`, concatenated along the channels."
     f1, r3, f3, r5, f5, fp = filters
     one = b.conv_bn(x, f1, 1, 1, f"{name}_1x1")
@@ -168,7 +169,7 @@ def _inception(b: _Builder, x, filters, name: str):
 
 def googlenet(inputs) -> Backbone:
     "GoogLeNet (Inception v1) with batch normalisation, features at strides 8 (3b) and 16 (5b)."
-    b = _Builder()
+    b = Builder()
     x = b.conv_bn(inputs, 64, 7, 2, "conv1")
     x = b(layers.MaxPooling2D(3, 2, "same", name="pool1"))(x)
     x = b.conv_bn(b.conv_bn(x, 64, 1, 1, "conv2_reduce"), 192, 3, 1, "conv2")
@@ -184,7 +185,7 @@ def googlenet(inputs) -> Backbone:
 _FIRE = [(16, 64), (16, 64), (32, 128), (32, 128), (48, 192), (48, 192), (64, 256), (64, 256)]
 "Squeeze filters and expand filters (per branch) of fire modules 2 to 9."
 
-def _fire(b: _Builder, x, squeeze: int, expand: int, name: str):
+def _fire(b: Builder, x, squeeze: int, expand: int, name: str):
     "A fire module: a 1x1 squeeze, then 1x1 and 3x3 expansions concatenated."
     s = b.conv_bn(x, squeeze, 1, 1, f"{name}_squeeze")
     e1, e3 = b.conv_bn(s, expand, 1, 1, f"{name}_expand1x1"), b.conv_bn(s, expand, 3, 1, f"{name}_expand3x3")
@@ -192,7 +193,7 @@ def _fire(b: _Builder, x, squeeze: int, expand: int, name: str):
 
 def squeezenet(inputs) -> Backbone:
     "SqueezeNet with batch normalisation, features at strides 8 (fire 8) and 16 (fire 9)."
-    b = _Builder()
+    b = Builder()
     x = b.conv_bn(inputs, 96, 7, 2, "conv1")
     x = b(layers.MaxPooling2D(3, 2, "same", name="pool1"))(x)
     feats = {}
@@ -206,16 +207,19 @@ def squeezenet(inputs) -> Backbone:
 _BUILDERS = {"resnet": resnet, "vgg": vgg, "darknet": darknet, "googlenet": lambda x, n: googlenet(x),
              "mobilenet_v1": lambda x, n: mobilenet_v1(x), "mobilenet_v2": lambda x, n: mobilenet_v2(x),
              "squeezenet": lambda x, n: squeezenet(x)}
+"Builders of the arch names; `build_backbone` checks the name and depth before calling one."
 
 def build_backbone(arch: str,  # resnet, vgg, darknet, googlenet, mobilenet_v1, mobilenet_v2, squeezenet
                    nlayers: int,  # depth where the family has several
                    inputs: keras.KerasTensor,
+                   force_relu: bool = False,  # darknet: ReLU for its leaky ReLU (the others have no leaky ReLU)
                    ) -> Backbone:
     "The backbone `arch` (`nlayers` deep) on `inputs`."
     if arch not in BACKBONES: raise TaoNbError(f'unknown arch "{arch}"; valid: {", ".join(BACKBONES)}')
     depths = BACKBONES[arch].nlayers
     if depths and nlayers not in depths:
         raise TaoNbError(f"nlayers {nlayers} is not a depth of {arch}; valid: {', '.join(map(str, depths))}")
+    if arch == "darknet": return darknet(inputs, nlayers, force_relu)
     return _BUILDERS[arch](inputs, nlayers)
 
 def freeze(model: keras.Model, backbone_blocks: dict[int, list[str]], freeze_blocks=(), freeze_bn: bool = False):

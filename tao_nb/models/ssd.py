@@ -20,7 +20,7 @@ import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
 # %% auto #0
-__all__ = ['tf', 'EXTRA_LAYERS', 'SSDNetwork', 'build_ssd', 'ssd_from_spec', 'DetectionHead', 'inference_model',
+__all__ = ['tf', 'EXTRA_LAYERS', 'SSDNetwork', 'build_ssd', 'ssd_from_spec', 'nms_detections', 'DetectionHead', 'inference_model',
            'load_keras_model', 'ssd_network_from_model']
 
 # %% ../../nbs/33_models_ssd.ipynb #a7e2da26
@@ -83,6 +83,20 @@ def ssd_from_spec(spec) -> SSDNetwork:
                      target_classes(spec.dataset_config.target_class_mapping), AnchorSettings.from_spec(c),
                      c.arch, c.nlayers, list(c.freeze_blocks), c.freeze_bn)
 
+# %% ../../nbs/33_models_ssd.ipynb #eed3c426
+def nms_detections(boxes: tf.Tensor,  # (B, A, 4) normalised xyxy
+                   scores: tf.Tensor,  # (B, A, C) per-class scores
+                   confidence_threshold: float, iou_threshold: float, top_k: int) -> tf.Tensor:
+    "Per-class NMS: (B, top_k, 6) rows [class id (1..C; 0 empty), score, x1, y1, x2, y2]."
+    yxyx = tf.gather(boxes, [1, 0, 3, 2], axis=-1)[:, :, None, :]
+    nms = tf.image.combined_non_max_suppression(
+        yxyx, scores, max_output_size_per_class=top_k, max_total_size=top_k,
+        iou_threshold=iou_threshold, score_threshold=confidence_threshold, clip_boxes=False)
+    xyxy = tf.gather(nms.nmsed_boxes, [1, 0, 3, 2], axis=-1)
+    valid = tf.sequence_mask(nms.valid_detections, top_k)
+    cls = tf.where(valid, nms.nmsed_classes + 1.0, 0.0)
+    return tf.concat([cls[..., None], nms.nmsed_scores[..., None], xyxy], axis=-1)
+
 # %% ../../nbs/33_models_ssd.ipynb #54e03c1f
 @keras.saving.register_keras_serializable("tao_nb")
 class DetectionHead(layers.Layer):
@@ -98,14 +112,7 @@ class DetectionHead(layers.Layer):
         anchors = tf.constant(self.anchors, tf.float32)
         probs = tf.nn.softmax(raw[..., :-4], axis=-1)[..., 1:]  # drop the background column
         boxes = tf.clip_by_value(cxcywh_to_xyxy(decode_boxes(raw[..., -4:], anchors, self.variances)), 0.0, 1.0)
-        yxyx = tf.gather(boxes, [1, 0, 3, 2], axis=-1)[:, :, None, :]
-        nms = tf.image.combined_non_max_suppression(
-            yxyx, probs, max_output_size_per_class=self.top_k, max_total_size=self.top_k,
-            iou_threshold=self.iou_threshold, score_threshold=self.confidence_threshold, clip_boxes=False)
-        xyxy = tf.gather(nms.nmsed_boxes, [1, 0, 3, 2], axis=-1)
-        valid = tf.sequence_mask(nms.valid_detections, self.top_k)
-        cls = tf.where(valid, nms.nmsed_classes + 1.0, 0.0)
-        return tf.concat([cls[..., None], nms.nmsed_scores[..., None], xyxy], axis=-1)
+        return nms_detections(boxes, probs, self.confidence_threshold, self.iou_threshold, self.top_k)
 
     def get_config(self):
         return {**super().get_config(), "anchors": self.anchors, "variances": self.variances,
