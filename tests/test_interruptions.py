@@ -100,6 +100,13 @@ def test_kill_between_the_files_of_a_checkpoint_resumes_cleanly(sample, tmp_path
     out = tao_nb("ssd", "train", "-e", spec, "-r", results)
     assert out.returncode == 0, out.stderr
     assert log_epochs(results) == [1, 2] and latest_checkpoint(results)[1] == 2
+    from tao_nb.spec import load_spec
+    from tao_nb.train import SoftStartAnnealing
+    s = load_spec(spec).training_config.learning_rate.soft_start_annealing_schedule
+    steps = 2  # 16 images, batches of 8
+    schedule = SoftStartAnnealing(2 * steps, s.max_learning_rate, s.min_learning_rate, s.soft_start, s.annealing)
+    for epoch, lr in zip([1, 2], log_lrs(results)):  # the resumed epoch continues the schedule (the maximum, then the minimum)
+        assert math.isclose(lr, float(schedule(epoch * steps)), rel_tol=1e-5), (epoch, lr)
     assert not [p.name for p in (results / "weights").iterdir() if p.name.startswith(".")], "temporary files left behind"
 
 

@@ -34,6 +34,7 @@ def test_cli_train_evaluate_inference(sample, tmp_path):
     assert len(list((tmp_path / "labels").glob("*.txt"))) == len(list(images.glob("*.png")))
 
 
+@pytest.mark.slow  # CI kills between a checkpoint's files (test_interruptions.py); the slow chaos test kills 8 times at random
 def test_resume_after_kill(sample, tmp_path):
     """kill -9 during epoch 2 or 3 of 3: the run resumes from the last checkpoint; the log and schedule continue."""
     spec = sample("resume.txt", num_epochs=3)
