@@ -146,6 +146,39 @@ def _dataset_convert(args) -> int:
 for _network in ("ssd", "yolo_v3"):
     command(_network, "dataset_convert", "Convert a KITTI or COCO dataset to sharded TFRecords.", _convert_arguments)(_dataset_convert)
 
+# %% ../nbs/99_cli.ipynb #905e510c
+def _kmeans_arguments(p):
+    p.add_argument("-l", "--label_folders", nargs="+", default=None, metavar="DIR", help="KITTI label folders.")
+    p.add_argument("-i", "--image_folders", nargs="+", default=None, metavar="DIR", help="Their image folders, in the same order.")
+    p.add_argument("-x", "--size_x", type=int, default=None, help="Network input width in pixels.")
+    p.add_argument("-y", "--size_y", type=int, default=None, help="Network input height in pixels.")
+    p.add_argument("-e", "--experiment_spec_file", default=None, metavar="SPEC",
+                   help="Instead of -l/-i/-x/-y: the training data and input size of a YOLOv3 spec.")
+    p.add_argument("-n", "--num_clusters", type=int, default=9, help="Anchor shapes to find (9: three per output).")
+    p.add_argument("--max_steps", type=int, default=10000, help="Most k-means steps per run (10000).")
+    p.add_argument("--min_x", type=float, default=0.0, help="Leave out boxes not wider than this, in network pixels (0).")
+    p.add_argument("--min_y", type=float, default=0.0, help="Leave out boxes not taller than this, in network pixels (0).")
+
+def _kmeans(args) -> int:
+    import numpy as np
+    from tao_nb.models.yolo_anchors import anchors_from_box_sizes, kitti_box_sizes, shape_iou, training_box_sizes
+    folders = (args.label_folders, args.image_folders, args.size_x, args.size_y)
+    if args.experiment_spec_file:
+        if any(v is not None for v in folders): raise TaoNbError("give either -e SPEC or -l/-i/-x/-y, not both")
+        wh, what = training_box_sizes(load_spec(args.experiment_spec_file, "yolo_v3")), f"{args.experiment_spec_file}'s training data"
+    else:
+        if any(v is None for v in folders): raise TaoNbError("give -l LABEL_DIRS -i IMAGE_DIRS -x WIDTH -y HEIGHT (or -e SPEC)")
+        wh, what = kitti_box_sizes(args.label_folders, args.image_folders, (args.size_x, args.size_y)), "the label folders"
+    anchors = anchors_from_box_sizes(wh, args.num_clusters, args.min_x, args.min_y, max_steps=args.max_steps, what=what)
+    kept = wh[(wh[:, 0] > args.min_x) & (wh[:, 1] > args.min_y)]
+    mean_iou = float(np.mean(np.max(shape_iou(kept, anchors.shapes()), 1)))
+    print(f"{len(kept)} boxes, {args.num_clusters} anchor shapes, mean IoU with the best anchor {mean_iou:.3f}; for yolov3_config:")
+    for field, value in anchors.spec_fields().items(): print(f'  {field}: "{value}"')
+    return 0
+
+command("yolo_v3", "kmeans", "Anchor shapes for yolov3_config by k-means (IoU distance) over the training boxes.",
+        _kmeans_arguments)(_kmeans)
+
 # %% ../nbs/99_cli.ipynb #d7069c3a
 def _key_argument(p):
     p.add_argument("-k", "--key", default=None, help="The key of encrypted exports (ONNX files exported with -k); trained .keras models are plain.")

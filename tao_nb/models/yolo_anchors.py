@@ -14,8 +14,8 @@ from ..core import TaoNbError
 from ..spec_rules import anchor_shapes
 
 # %% auto #0
-__all__ = ['SCALES', 'STRIDES', 'Shapes', 'YoloAnchors', 'YoloGrid', 'yolo_grid', 'shape_iou', 'kmeans_anchors',
-           'training_box_sizes', 'kmeans_spec_anchors']
+__all__ = ['SCALES', 'STRIDES', 'Shapes', 'KMEANS_IMAGE_SUFFIXES', 'YoloAnchors', 'YoloGrid', 'yolo_grid', 'shape_iou',
+           'kmeans_anchors', 'training_box_sizes', 'anchors_from_box_sizes', 'kmeans_spec_anchors', 'kitti_box_sizes']
 
 # %% ../../nbs/34_models_yolo_anchors.ipynb #96fd5892
 SCALES = ("big", "mid", "small")
@@ -166,11 +166,51 @@ def training_box_sizes(spec) -> np.ndarray:
         wh.append((b[:, 2:] - b[:, :2]) * size)
     return np.concatenate(wh) if wh else np.zeros((0, 2), np.float32)
 
-def kmeans_spec_anchors(spec, k: int = 9, min_width: float = 0.0, min_height: float = 0.0, seed: int = 42) -> YoloAnchors:
-    "Anchors for a YOLOv3 spec by k-means over its training boxes (in pixels of the network input)."
-    wh = training_box_sizes(spec)
+def anchors_from_box_sizes(wh: np.ndarray,  # (N, 2) box (width, height) in pixels of the network input
+                           k: int = 9, min_width: float = 0.0, min_height: float = 0.0, seed: int = 42,
+                           max_steps: int = 1000, what: str = "the training data") -> YoloAnchors:
+    "Anchors by k-means over the boxes larger than `min_width` x `min_height` (the reference's `--min_x`/`--min_y`)."
     keep = (wh[:, 0] > min_width) & (wh[:, 1] > min_height)
     if keep.sum() < k:
-        raise TaoNbError(f"the training data has {int(keep.sum())} boxes larger than {min_width:g}x{min_height:g} pixels; "
+        raise TaoNbError(f"{what}: {int(keep.sum())} boxes larger than {min_width:g}x{min_height:g} pixels; "
                          f"{k} anchor shapes need at least {k}")
-    return YoloAnchors.from_shapes(kmeans_anchors(wh[keep], k, seed))
+    return YoloAnchors.from_shapes(kmeans_anchors(wh[keep], k, seed, max_steps=max_steps))
+
+def kmeans_spec_anchors(spec, k: int = 9, min_width: float = 0.0, min_height: float = 0.0, seed: int = 42,
+                        max_steps: int = 1000) -> YoloAnchors:
+    "Anchors for a YOLOv3 spec by k-means over its training boxes (in pixels of the network input)."
+    return anchors_from_box_sizes(training_box_sizes(spec), k, min_width, min_height, seed, max_steps)
+
+# %% ../../nbs/34_models_yolo_anchors.ipynb #687f5814
+KMEANS_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+def kitti_box_sizes(label_dirs: list,  # KITTI label folders (-l)
+                    image_dirs: list,  # their image folders, in the same order (-i)
+                    network_size: tuple[int, int],  # (width, height) of the network input (-x, -y)
+                    ) -> np.ndarray:
+    "The (N, 2) (width, height) of every KITTI box but `DontCare`, in pixels of a network input of `network_size`."
+    import logging
+    from pathlib import Path
+    from tao_nb.data.convert import check_image_file
+    from tao_nb.data.kitti import read_kitti_label
+    if len(label_dirs) != len(image_dirs):
+        raise TaoNbError(f"{len(label_dirs)} label folders but {len(image_dirs)} image folders: give one image folder per label folder")
+    width, height = network_size
+    if width <= 0 or height <= 0: raise TaoNbError(f"the network size must be positive, not {width}x{height}")
+    wh, orphans = [], []
+    for label_dir, image_dir in zip(map(Path, label_dirs), map(Path, image_dirs)):
+        for d, what in ((label_dir, "label"), (image_dir, "image")):
+            if not d.is_dir(): raise TaoNbError(f"{d}: {what} folder not found")
+        images = {p.stem: p for p in sorted(image_dir.iterdir()) if p.suffix.lower() in KMEANS_IMAGE_SUFFIXES}
+        for label in sorted(label_dir.glob("*.txt")):
+            if label.stem not in images: orphans.append(label); continue
+            ann, _ = read_kitti_label(label, with_scores=False)  # inverted and empty boxes are skipped there
+            keep = np.array([c.lower() != "dontcare" for c in ann.classes], bool)
+            if not keep.any(): continue
+            _, info = check_image_file(images[label.stem])
+            b = np.asarray(ann.boxes, np.float64)[keep]
+            wh.append((b[:, 2:] - b[:, :2]) * [width / info.width, height / info.height])
+    if orphans:
+        logging.getLogger(__name__).warning("%d label files have no .png/.jpg/.jpeg image beside them and are left out, e.g. %s",
+                                            len(orphans), orphans[0])
+    return np.concatenate(wh) if wh else np.zeros((0, 2))
