@@ -77,11 +77,12 @@ def evaluate(model_path: str | os.PathLike,  # a trained model (.keras) or an ex
              batch_size: int | None = None,  # default: eval_config.batch_size, else the training batch size
              confusion_threshold: float = 0.5,  # predictions scoring at least this enter the confusion matrix
              key: str | None = None,  # the -k key of an encrypted ONNX export
+             detector: Detector | None = None,  # `model_path` already loaded by `load_detector` (not loaded again)
              ) -> EvaluationResult:
     "Evaluate a trained SSD model on the validation data of `spec` (VOC AP per class and mAP)."
     spec = load_spec(spec, "ssd") if not isinstance(spec, Message) else spec
     validate_spec(spec)
-    det = load_detector(model_path, spec, key)
+    det = detector or load_detector(model_path, spec, key)
     ec = spec.eval_config
     data = detection_data(spec.dataset_config, "val")
     ds = eval_dataset(data, det.aug).padded_batch(batch_size or ec.batch_size or spec.training_config.batch_size_per_gpu,

@@ -327,6 +327,12 @@ def _cached_amax(v: float) -> float:
     "`v` as the cache stores it: amax / 127 in float32, times 127."
     return struct.unpack(">f", bytes.fromhex(scale_hex(v)))[0] * 127
 
+def _amax_by_tensor(tensors_data, tensors: set[str]) -> dict[str, float]:
+    "Each of `tensors`' amax from ONNX Runtime's measured ranges: the largest magnitude, as the cache stores it; zeros dropped."
+    amax = {k: _cached_amax(max(abs(float(v.range_value[0])), abs(float(v.range_value[1]))))
+            for k, v in tensors_data.data.items() if k in tensors}
+    return {k: v for k, v in amax.items() if v > 0}
+
 # %% ../nbs/70_export.ipynb #07fc9240
 def _quantizable(proto, nodes: set[str], amax: dict[str, float]) -> tuple[dict[str, float], set[str]]:
     "The ranges completed through ReLUs, and the nodes of `nodes` whose every activation has a range."
@@ -380,9 +386,7 @@ def export_int8_onnx(onnx_path: str | os.PathLike,  # the FP32 detector written 
         if not reuse:  # calibrate; the model quantised on the way is dropped, so that both paths quantise from the cache's values
             _quantize(src, tmp / "calibrated.onnx", tmp / "measured.json", cal_data, nodes, reduce_range)
             tensors = {t for n in proto.graph.node if n.name in nodes for t in n.output} | {"Input"}
-            amax = {k: _cached_amax(max(abs(float(v.range_value[0])), abs(float(v.range_value[1]))))
-                    for k, v in load_tensors_data(tmp / "measured.json").data.items() if k in tensors}
-            amax = {k: v for k, v in amax.items() if v > 0}
+            amax = _amax_by_tensor(load_tensors_data(tmp / "measured.json"), tensors)
             if cache is not None: write_calibration_cache(amax, cache, trt_version)
         relu = {t for n in proto.graph.node if n.op_type == "Relu" for t in n.output}
         full, quantizable = _quantizable(proto, nodes, amax)

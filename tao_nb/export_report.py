@@ -115,8 +115,8 @@ def compare_models(models: dict[str, str | os.PathLike],  # name -> model file (
     if baseline not in models: raise TaoNbError(f"baseline {baseline!r} is not one of the models: {', '.join(models)}")
     if any(b < 1 for b in batch_sizes): raise TaoNbError(f"batch sizes {batch_sizes}: each must be at least 1")
     spec = load_spec(spec, "ssd") if isinstance(spec, (str, os.PathLike)) else spec
-    results = {n: evaluate(p, spec, key=key) for n, p in models.items()}
     detectors = {n: load_detector(p, spec, key) for n, p in models.items()}
+    results = {n: evaluate(p, spec, key=key, detector=detectors[n]) for n, p in models.items()}
     aug = next(iter(detectors.values())).aug
     images = [el["image"].numpy() for el in eval_dataset(detection_data(spec.dataset_config, "val"), aug).take(max(batch_sizes))]
     if not images: raise TaoNbError("the spec's validation data has no images to time the models on")

@@ -214,7 +214,7 @@ def calibrate_tensorrt_cache(onnx_path: str | os.PathLike,  # a TensorRT-layout 
     from onnxruntime.quantization import CalibrationMethod
     from onnxruntime.quantization.calibrate import create_calibrator
     from tao_nb.encryption import read_model_file
-    from tao_nb.export import DEFAULT_TRT_VERSION, _Batches, _cached_amax, write_calibration_cache
+    from tao_nb.export import DEFAULT_TRT_VERSION, _Batches, _amax_by_tensor, write_calibration_cache
     layout = TensorRTLayout(onnx.load_from_string(read_model_file(onnx_path, key)), onnx_path)
     network = layout.network
     nodes = _network_nodes(network, layout.inputs[1]) | _network_nodes(network, layout.inputs[2])
@@ -231,9 +231,7 @@ def calibrate_tensorrt_cache(onnx_path: str | os.PathLike,  # a TensorRT-layout 
                 cal.collect_data(_Batches(np.asarray(cal_data, np.float32).transpose(0, 1, 4, 2, 3)))
                 ranges = cal.compute_data()
         finally: root.setLevel(level)
-    amax = {k: _cached_amax(max(abs(float(v.range_value[0])), abs(float(v.range_value[1]))))
-            for k, v in ranges.data.items() if k in tensors}
-    amax = {k: v for k, v in amax.items() if v > 0}
+    amax = _amax_by_tensor(ranges, tensors)
     write_calibration_cache(amax, cache_path, trt_version or DEFAULT_TRT_VERSION)
     return amax
 

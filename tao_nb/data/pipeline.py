@@ -193,6 +193,14 @@ class SSDAugmentation:
                    f(a.random_crop_min_ar), f(a.random_crop_max_ar), f(a.zoom_out_min_scale), f(a.zoom_out_max_scale),
                    a.brightness, f(a.contrast), f(a.saturation), a.hue, f(a.random_flip), mean)
 
+    def train_transform(self, el: dict, seed: tf.Tensor) -> dict:
+        "The training transform of one decoded element, seeded (`augment`)."
+        return augment(el, seed, self)
+
+    def eval_transform(self, el: dict) -> dict:
+        "The evaluation transform of one decoded element: resize and mean (`preprocess`)."
+        return preprocess(el, self)
+
 # %% ../../nbs/25_data_pipeline.ipynb #1037075a
 def _seeds(seed: tf.Tensor, n: int) -> list[tf.Tensor]:
     "`n` independent stateless seeds derived from one."
@@ -330,9 +338,10 @@ def detection_data(dataset_config, split: str = "train") -> DetectionData:
 def _epoch_seed(seed: int, epoch) -> tf.Tensor:
     return tf.stack([tf.cast(seed, tf.int64), tf.cast(epoch, tf.int64)])
 
-def train_dataset(data: DetectionData, aug: SSDAugmentation, seed: int = 42, initial_epoch: int = 0,
+def train_dataset(data: DetectionData, aug,  # `SSDAugmentation`, `YOLOAugmentation`: has train_transform
+                  seed: int = 42, initial_epoch: int = 0,
                   shuffle_buffer: int = 2048, epoch_size: int | None = None) -> tf.data.Dataset:
-    "An endless, deterministic stream of augmented training elements, `epoch_size` per epoch, from `initial_epoch` on."
+    "An endless, deterministic stream of elements through `aug.train_transform`, `epoch_size` per epoch, from `initial_epoch` on."
     base, epoch_size = data.elements, epoch_size or data.size
     def epoch(e):
         # The order must follow from `seed` alone, whatever global seed the caller set (tf.random.set_seed(0) would
@@ -343,12 +352,13 @@ def train_dataset(data: DetectionData, aug: SSDAugmentation, seed: int = 42, ini
         ds = ds.repeat().take(epoch_size)  # whole batches per epoch: an epoch may revisit a few images
         return ds.enumerate().map(lambda i, el: (tf.random.experimental.stateless_fold_in(_epoch_seed(seed, e), i + 1), el))
     ds = tf.data.Dataset.range(initial_epoch, 2 ** 31).flat_map(epoch)
-    ds = ds.map(lambda s, el: augment(decode_element(el), s, aug), num_parallel_calls=AUTOTUNE, deterministic=True)
+    ds = ds.map(lambda s, el: aug.train_transform(decode_element(el), s), num_parallel_calls=AUTOTUNE, deterministic=True)
     return ds
 
-def eval_dataset(data: DetectionData, aug: SSDAugmentation) -> tf.data.Dataset:
-    "Decoded, resized and mean-subtracted elements in a fixed order."
-    return data.elements.map(lambda el: preprocess(decode_element(el), aug), num_parallel_calls=AUTOTUNE, deterministic=True)
+def eval_dataset(data: DetectionData, aug,  # `SSDAugmentation`, `YOLOAugmentation`: has eval_transform
+                 ) -> tf.data.Dataset:
+    "Decoded elements through `aug.eval_transform` (resized, mean subtracted) in a fixed order."
+    return data.elements.map(lambda el: aug.eval_transform(decode_element(el)), num_parallel_calls=AUTOTUNE, deterministic=True)
 
 # %% ../../nbs/25_data_pipeline.ipynb #6e76e383
 def batch(ds: tf.data.Dataset, batch_size: int, drop_remainder: bool = False) -> tf.data.Dataset:
