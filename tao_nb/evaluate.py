@@ -17,7 +17,7 @@ from google.protobuf.message import Message
 from .core import TaoNbError, import_tensorflow, progress, save_figure, write_text_atomic
 from .data.convert import ImageFileError, check_image_file, image_to_rgb, raise_image_problems
 from .data.kitti import ImageAnnotations, kitti_label_text
-from .data.pipeline import SSDAugmentation, detection_data, eval_dataset, preprocess, undecodable_images
+from .data.pipeline import SSDAugmentation, detection_data, eval_dataset, naming_undecodable_images, preprocess
 from .metrics import ConfusionMatrix, DetectionMatcher, EvaluationResult, plot_confusion_matrix, plot_pr_curves
 from .models.ssd import DetectionHead, load_keras_model, ssd_network_from_model
 from .spec import SSDExperiment, load_spec, target_classes, validate_spec
@@ -91,17 +91,15 @@ def evaluate(model_path: str | os.PathLike,  # a trained model (.keras) or an ex
     confusion = ConfusionMatrix(len(det.classes), ec.matching_iou_threshold, score_threshold=confusion_threshold)
     bar = progress(data.size, "evaluate", "img")
     try:
-        for b in ds:
-            out = det(b["image"])
-            for i in range(out.shape[0]):
-                keep, valid = out[i, :, 1] > 0, b["classes"][i].numpy() >= 0
-                args = (out[i, keep, 2:], out[i, keep, 0], out[i, keep, 1], b["boxes"][i].numpy()[valid],
-                        b["classes"][i].numpy()[valid], b["difficult"][i].numpy()[valid])
-                matcher.add(*args); confusion.add(*args)
-            bar.update(out.shape[0])
-    except tf.errors.InvalidArgumentError:  # an image whose structure is whole but whose data is damaged: name it
-        raise_image_problems(undecodable_images(data.elements), data.size, "validation images cannot be decoded")
-        raise
+        with naming_undecodable_images((data, "validation")):
+            for b in ds:
+                out = det(b["image"])
+                for i in range(out.shape[0]):
+                    keep, valid = out[i, :, 1] > 0, b["classes"][i].numpy() >= 0
+                    args = (out[i, keep, 2:], out[i, keep, 0], out[i, keep, 1], b["boxes"][i].numpy()[valid],
+                            b["classes"][i].numpy()[valid], b["difficult"][i].numpy()[valid])
+                    matcher.add(*args); confusion.add(*args)
+                bar.update(out.shape[0])
     finally: bar.close()
     result = matcher.result(det.classes, ec.AP_MODE.Name(ec.average_precision_mode))
     result.confusion = confusion.counts

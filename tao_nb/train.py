@@ -20,8 +20,7 @@ import numpy as np
 from google.protobuf.message import Message
 
 from .core import TaoNbError, import_tensorflow, write_bytes_atomic, write_text_atomic
-from .data.convert import raise_image_problems
-from .data.pipeline import SSDAugmentation, batch, detection_data, eval_dataset, train_dataset, undecodable_images
+from .data.pipeline import SSDAugmentation, batch, detection_data, eval_dataset, naming_undecodable_images, train_dataset
 from .metrics import DetectionMatcher, EvaluationResult
 from .models.ssd import DetectionHead, SSDNetwork, ssd_from_spec
 from .models.ssd_targets import ssd_loss, ssd_targets
@@ -434,14 +433,9 @@ def train(spec: SSDExperiment | str | os.PathLike,  # the experiment spec, or it
         images = tf.stack([e["image"] for e in sample]) if sample else None
         boxes = tf.ragged.stack([e["boxes"] for e in sample]).to_tensor() if sample else None
         callbacks.append(TensorBoardLog(results_dir / "events", images, boxes, aug.mean))
-    try:
+    with naming_undecodable_images((train_data, "training"), (val_data, "validation")):
         trainer.fit(ds, epochs=tc.num_epochs, initial_epoch=start.epoch, steps_per_epoch=steps, callbacks=callbacks,
                     verbose=verbose, shuffle=False)
-    except tf.errors.InvalidArgumentError:  # an image whose structure is whole but whose data is damaged: name it
-        for data, what in ((train_data, "training"), (val_data, "validation")):
-            if data is not None:
-                raise_image_problems(undecodable_images(data.elements), data.size, f"{what} images cannot be decoded")
-        raise
     if guard.bad:
         last = latest_checkpoint(results_dir)
         raise TaoNbError(f"the loss became NaN or infinite at epoch {guard.bad[0]}, step {guard.bad[1]}; training stopped. "

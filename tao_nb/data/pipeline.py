@@ -5,6 +5,7 @@
 # %% ../../nbs/25_data_pipeline.ipynb #30e4edfd
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from dataclasses import dataclass
@@ -25,9 +26,9 @@ AUTOTUNE = tf.data.AUTOTUNE
 
 # %% auto #0
 __all__ = ['tf', 'AUTOTUNE', 'IMAGENET_BGR_MEAN', 'IMAGENET_GRAY_MEAN', 'class_table', 'tfrecord_elements', 'kitti_elements',
-           'decode_element', 'check_image_files', 'check_shard_images', 'undecodable_images', 'SSDAugmentation',
-           'color_jitter', 'zoom_out', 'random_crop', 'random_flip', 'preprocess', 'augment', 'DetectionData',
-           'detection_data', 'train_dataset', 'eval_dataset', 'batch']
+           'decode_element', 'check_image_files', 'check_shard_images', 'undecodable_images',
+           'naming_undecodable_images', 'SSDAugmentation', 'color_jitter', 'zoom_out', 'random_crop', 'random_flip',
+           'preprocess', 'augment', 'DetectionData', 'detection_data', 'train_dataset', 'eval_dataset', 'batch']
 
 # %% ../../nbs/25_data_pipeline.ipynb #c19ba026
 def class_table(mapping: dict[str, str]) -> tf.lookup.StaticHashTable:
@@ -157,6 +158,15 @@ def undecodable_images(elements: tf.data.Dataset) -> list[str]:
             bad.append(f"{el['frame_id'].numpy().decode('utf-8', 'replace')}: not a decodable image: "
                        f"{e.message.strip().splitlines()[-1][:200]}")
     return bad
+
+@contextlib.contextmanager
+def naming_undecodable_images(*sources: tuple[DetectionData | None, str]):  # (data, "training"), ...; None data is passed over
+    "Turn TensorFlow's decode failure inside the block, which names no image, into an `ImageFileError` listing the images of `sources` it cannot decode."
+    try: yield
+    except tf.errors.InvalidArgumentError:  # an image whose structure is whole but whose data is damaged: name it
+        for data, what in sources:
+            if data is not None: raise_image_problems(undecodable_images(data.elements), data.size, f"{what} images cannot be decoded")
+        raise
 
 # %% ../../nbs/25_data_pipeline.ipynb #a2de3dc9
 IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
