@@ -19,30 +19,33 @@ $(STAMP): settings.ini setup.py constraints.txt
 install: $(STAMP)
 
 DEMO_OUT ?= demo_out
+NETWORK ?= ssd
 
 ## The main job: the SSD pipeline on the built-in sample dataset (convert, train, evaluate, prune, retrain, evaluate,
 ## INT8 export), each step a notebook run by papermill; re-running skips the steps that finished.
+## `make demo NETWORK=yolo_v3` runs the same pipeline with a YOLOv3, in $(DEMO_OUT)/pipeline_yolo_v3.
 demo: install
-	$(BIN)/tao-nb pipeline run nbs/pipelines/ssd_sample.yaml -r $(DEMO_OUT)/pipeline
+	$(BIN)/tao-nb pipeline run nbs/pipelines/ssd_sample.yaml -p network $(NETWORK) \
+	  -r $(DEMO_OUT)/pipeline$(if $(filter-out ssd,$(NETWORK)),_$(NETWORK))
 
-## The same workflow through the command line, step by step, as in the TAO tutorial (60 epochs).
-DEMO_SPEC = $(DEMO_OUT)/sample/specs/sample_ssd_train.txt
+## The same workflow through the command line, step by step, as in the TAO tutorial (60 epochs; NETWORK=yolo_v3 too).
+DEMO_SPEC = $(DEMO_OUT)/sample/specs/sample_$(subst _,,$(NETWORK))_train.txt
 DEMO_MODEL = $$(ls $(DEMO_OUT)/results/weights/*.keras | tail -n 1)
 demo-cli: install
 	$(BIN)/tao-nb data make_sample -o $(DEMO_OUT)/sample --overwrite
 	$(BIN)/tao-nb spec validate $(DEMO_OUT)/sample/specs/*.txt
-	$(BIN)/tao-nb ssd dataset_convert -d $(DEMO_OUT)/sample/specs/sample_convert.txt -o $(DEMO_OUT)/sample/tfrecords/sample
+	$(BIN)/tao-nb $(NETWORK) dataset_convert -d $(DEMO_OUT)/sample/specs/sample_convert.txt -o $(DEMO_OUT)/sample/tfrecords/sample
 	$(BIN)/tao-nb data summary -e $(DEMO_SPEC) --figure $(DEMO_OUT)/data_summary.png
 	rm -rf $(DEMO_OUT)/results $(DEMO_OUT)/export
-	$(BIN)/tao-nb ssd train -e $(DEMO_SPEC) -r $(DEMO_OUT)/results
-	$(BIN)/tao-nb ssd evaluate -e $(DEMO_SPEC) -m $(DEMO_MODEL)
-	$(BIN)/tao-nb ssd inference -e $(DEMO_SPEC) -m $(DEMO_MODEL) \
+	$(BIN)/tao-nb $(NETWORK) train -e $(DEMO_SPEC) -r $(DEMO_OUT)/results
+	$(BIN)/tao-nb $(NETWORK) evaluate -e $(DEMO_SPEC) -m $(DEMO_MODEL)
+	$(BIN)/tao-nb $(NETWORK) inference -e $(DEMO_SPEC) -m $(DEMO_MODEL) \
 	  -i $(DEMO_OUT)/sample/validation/image_2 -o $(DEMO_OUT)/inference/images -l $(DEMO_OUT)/inference/labels
-	$(BIN)/tao-nb ssd export -e $(DEMO_SPEC) -m $(DEMO_MODEL) -o $(DEMO_OUT)/export/ssd.onnx --data_type int8 \
+	$(BIN)/tao-nb $(NETWORK) export -e $(DEMO_SPEC) -m $(DEMO_MODEL) -o $(DEMO_OUT)/export/$(NETWORK).onnx --data_type int8 \
 	  --cal_image_dir $(DEMO_OUT)/sample/training/image_2 --cal_cache_file $(DEMO_OUT)/export/cal.bin --cal_data_file $(DEMO_OUT)/export/cal.npy
-	$(BIN)/tao-nb ssd compare -e $(DEMO_SPEC) -m $(DEMO_MODEL) $(DEMO_OUT)/export/ssd.onnx $(DEMO_OUT)/export/ssd.int8.onnx \
+	$(BIN)/tao-nb $(NETWORK) compare -e $(DEMO_SPEC) -m $(DEMO_MODEL) $(DEMO_OUT)/export/$(NETWORK).onnx $(DEMO_OUT)/export/$(NETWORK).int8.onnx \
 	  -n Keras "ONNX FP32" "ONNX INT8" -o $(DEMO_OUT)/export/int8_report.json --figure $(DEMO_OUT)/export/int8_report.png
-	@echo "demo: results in $(DEMO_OUT)/ (results/training_log.csv, results/weights/, inference/images/, export/ssd.onnx, export/ssd.int8.onnx, export/int8_report.json)"
+	@echo "demo: results in $(DEMO_OUT)/ (results/training_log.csv, results/weights/, inference/images/, export/$(NETWORK).onnx, export/$(NETWORK).int8.onnx, export/int8_report.json)"
 
 ## Everything CI runs: package, notebooks and README in sync, notebook tests, pytest.
 test: install check-sync docs-html nbs-test pytest

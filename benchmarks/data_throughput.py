@@ -21,7 +21,8 @@ from tao_nb.data.pipeline import SSDAugmentation, detection_data, tf, train_data
 from tao_nb.data.sample import make_sample_dataset, sample_convert_spec, sample_ssd_spec  # noqa: E402
 from tao_nb.models.ssd import ssd_from_spec  # noqa: E402
 from tao_nb.spec import spec_from_text  # noqa: E402
-from tao_nb.train import SSDTrainer, with_targets  # noqa: E402
+from tao_nb.models.detectors import SSD  # noqa: E402
+from tao_nb.train import DetectorTrainer, with_targets  # noqa: E402
 
 
 def best_of(fn, repeats=3):
@@ -59,11 +60,11 @@ def main():
         data = detection_data(spec.dataset_config, "train")
         aug = SSDAugmentation.from_spec(spec.augmentation_config)
         net = ssd_from_spec(spec)
-        ds = with_targets(train_dataset(data, aug, spec.random_seed), net).batch(batch).prefetch(tf.data.AUTOTUNE)
+        ds = with_targets(train_dataset(data, aug, spec.random_seed), SSD.targets(net, spec)).batch(batch).prefetch(tf.data.AUTOTUNE)
         it = iter(ds)
         next(it)  # build the pipeline
         pipe_s = best_of(lambda: [next(it) for _ in range(args.steps)])
-        trainer = SSDTrainer(net.model)
+        trainer = DetectorTrainer(net.model, SSD.loss(net, spec))
         trainer.compile(optimizer="sgd")
         fixed = ds.take(1).cache().repeat()
         trainer.fit(fixed, steps_per_epoch=2, epochs=1, verbose=0, shuffle=False)  # trace and warm up

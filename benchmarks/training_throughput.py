@@ -1,6 +1,6 @@
 """Training throughput and inference latency of the sample SSD, measured side by side in one run.
 
-1. Training (images/s): our loop, `SSDTrainer.fit` as `train()` runs it (SSD loss with hard negative mining, the
+1. Training (images/s): our loop, `DetectorTrainer.fit` as `train()` runs it (SSD loss with hard negative mining, the
    spec's L1 kernel regulariser, four loss trackers, the per-batch NaN guard), against a plain `keras.Model.fit` of
    the same detector compiled with the same `ssd_loss` wrapped as a Keras loss. Both run on the same in-memory
    batches (images and SSD targets computed once, so data loading is excluded), with the same batch size, the same
@@ -34,17 +34,18 @@ from tao_nb.data.sample import make_sample_dataset, sample_convert_spec, sample_
 from tao_nb.models.ssd import inference_model, ssd_from_spec  # noqa: E402
 from tao_nb.models.ssd_targets import ssd_loss  # noqa: E402
 from tao_nb.spec import spec_from_text  # noqa: E402
-from tao_nb.train import NaNGuard, SoftStartAnnealing, SSDTrainer, _optimizer, with_targets  # noqa: E402
+from tao_nb.models.detectors import SSD  # noqa: E402
+from tao_nb.train import DetectorTrainer, NaNGuard, SoftStartAnnealing, _optimizer, with_targets  # noqa: E402
 
 import keras  # noqa: E402
 
 
 def fixed_batches(spec, net, n_batches: int) -> tf.data.Dataset:
     """`n_batches` augmented training batches (images, SSD targets) held in memory, repeated without end."""
-    c, batch = spec.ssd_config, spec.training_config.batch_size_per_gpu
+    batch = spec.training_config.batch_size_per_gpu
     data = detection_data(spec.dataset_config, "train")
     ds = with_targets(train_dataset(data, SSDAugmentation.from_spec(spec.augmentation_config), spec.random_seed),
-                      net, c.pos_iou_thresh, c.neg_iou_thresh)
+                      SSD.targets(net, spec))
     pairs = [(x.numpy(), y.numpy()) for x, y in ds.batch(batch, drop_remainder=True).take(n_batches)]
     images, targets = (tf.constant(np.stack(t)) for t in zip(*pairs))  # (n_batches, batch, ...)
     return tf.data.Dataset.from_tensor_slices((images, targets)).repeat()
@@ -58,9 +59,9 @@ def optimizer(spec, steps: int):
 
 
 def ours(spec, net, steps: int, reg: bool = True) -> tuple[keras.Model, list]:
-    """Our training loop as `train()` sets it up: SSDTrainer with the spec's loss settings and regulariser."""
-    c, r = spec.ssd_config, spec.training_config.regularizer
-    trainer = SSDTrainer(net.model, c.neg_pos_ratio, c.alpha, r.RegularizationType.Name(r.type) if reg else "NO_REG", r.weight)
+    """Our training loop as `train()` sets it up: DetectorTrainer with the spec's SSD loss settings and regulariser."""
+    r = spec.training_config.regularizer
+    trainer = DetectorTrainer(net.model, SSD.loss(net, spec), r.RegularizationType.Name(r.type) if reg else "NO_REG", r.weight)
     trainer.compile(optimizer=optimizer(spec, steps))
     return trainer, [NaNGuard()]
 
@@ -99,7 +100,7 @@ def main():
     batch, a = spec.training_config.batch_size_per_gpu, spec.augmentation_config
     r = spec.training_config.regularizer
     loops = {"plain model.fit (ssd_loss as a Keras loss)": plain(spec, net, args.steps),
-             f"ours: SSDTrainer.fit ({r.RegularizationType.Name(r.type)} {r.weight:g}, NaN guard)": ours(spec, net, args.steps),
+             f"ours: DetectorTrainer.fit ({r.RegularizationType.Name(r.type)} {r.weight:g}, NaN guard)": ours(spec, net, args.steps),
              "ours without the regulariser": ours(spec, net, args.steps, reg=False)}
     for model, cbs in loops.values(): model.fit(ds, steps_per_epoch=3, epochs=1, verbose=0, shuffle=False, callbacks=cbs)
     best = {k: float("inf") for k in loops}

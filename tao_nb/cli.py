@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 
 import tao_nb
 from .core import TaoNbError, save_figure, setup_logging, write_text_atomic
+from .models.detectors import FAMILIES
 from .spec import SPEC_KINDS, SpecError, load_spec, spec_defaults, spec_summary
 
 # %% auto #0
@@ -34,7 +35,7 @@ class Command:
 
 COMMANDS: list[Command] = []
 
-GROUP_HELP = {"spec": "check and explain spec files", "ssd": "SSD detector", "yolo_v3": "YOLOv3 detector"}
+GROUP_HELP = {"spec": "check and explain spec files", **{f.name: f"{f.title} detector" for f in FAMILIES.values()}}
 
 def command(group: str, name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None] = lambda p: None):
     "Register the decorated function as the subtask `tao-nb <group> <name>`."
@@ -143,8 +144,8 @@ def _dataset_convert(args) -> int:
     if s.warning_file: print(f"{len(s.skipped)} objects with empty or inverted boxes skipped: see {s.warning_file}")
     return 0
 
-for _network in ("ssd", "yolo_v3"):
-    command(_network, "dataset_convert", "Convert a KITTI or COCO dataset to sharded TFRecords.", _convert_arguments)(_dataset_convert)
+for _family in FAMILIES.values():
+    command(_family.name, "dataset_convert", "Convert a KITTI or COCO dataset to sharded TFRecords.", _convert_arguments)(_dataset_convert)
 
 # %% ../nbs/99_cli.ipynb #905e510c
 def _kmeans_arguments(p):
@@ -195,9 +196,14 @@ def _train_arguments(p: argparse.ArgumentParser):
     p.add_argument("--initial_epoch", type=int, default=None, help="The epoch the -m checkpoint finished.")
     p.add_argument("--use_multiprocessing", action="store_true", help="Accepted for TAO compatibility (tf.data parallelises).")
 
+def _experiment(args, path: str):
+    "The experiment spec at `path`, refused unless it is one of the network of the command (`tao-nb <network> ...`)."
+    from tao_nb.models.detectors import load_experiment
+    return load_experiment(path, args.group)[0]
+
 def _train(args) -> int:
     from tao_nb.train import train
-    r = train(args.experiment_spec_file, args.results_dir, args.gpus, args.gpu_index, args.use_amp,
+    r = train(_experiment(args, args.experiment_spec_file), args.results_dir, args.gpus, args.gpu_index, args.use_amp,
               args.resume_model_weights, args.initial_epoch, verbose=2 if args.log_file else 1)
     print(f"trained {r.epochs} epochs; last checkpoint: {r.model_path}" + (" (stopped early)" if r.stopped_early else ""))
     if r.validation: print(r.validation.table())
@@ -211,7 +217,7 @@ def _model_spec_arguments(p):
 
 def _evaluate(args) -> int:
     from tao_nb.evaluate import evaluate
-    print(evaluate(args.model, args.experiment_spec_file, key=args.key).table())
+    print(evaluate(args.model, _experiment(args, args.experiment_spec_file), key=args.key).table())
     return 0
 
 def _inference_arguments(p):
@@ -223,16 +229,18 @@ def _inference_arguments(p):
 
 def _inference(args) -> int:
     from tao_nb.evaluate import inference
-    res = inference(args.model, args.experiment_spec_file, args.in_image_dir, args.out_image_dir, args.out_label_dir,
+    res = inference(args.model, _experiment(args, args.experiment_spec_file), args.in_image_dir, args.out_image_dir, args.out_label_dir,
                     args.threshold, key=args.key)
     print(f"{len(res)} images, {sum(len(a) for a in res.values())} detections above {args.threshold}: {args.out_image_dir}")
     if res.skipped:
         print(f"{len(res.skipped)} unreadable images skipped, listed in {Path(args.out_image_dir) / 'skipped_images.txt'}")
     return 0
 
-command("ssd", "train", "Train an SSD detector.", _train_arguments)(_train)
-command("ssd", "evaluate", "Evaluate a trained SSD model on the spec's validation data (VOC mAP).", _model_spec_arguments)(_evaluate)
-command("ssd", "inference", "Run a trained SSD model on a folder of images.", _inference_arguments)(_inference)
+for _family in FAMILIES.values():
+    command(_family.name, "train", f"Train a {_family.title} detector.", _train_arguments)(_train)
+    command(_family.name, "evaluate", f"Evaluate a trained {_family.title} model on the spec's validation data (VOC mAP).",
+            _model_spec_arguments)(_evaluate)
+    command(_family.name, "inference", f"Run a trained {_family.title} model on a folder of images.", _inference_arguments)(_inference)
 
 # %% ../nbs/99_cli.ipynb #64a04ef1
 def _prune_arguments(p):
@@ -251,7 +259,6 @@ def _prune_arguments(p):
     p.add_argument("-el", "--excluded_layers", nargs="*", default=[], metavar="LAYER", help="Layers that keep all their filters.")
     p.add_argument("--all_layers", action="store_true", help="Print every layer, not only those that lost filters.")
 
-@command("ssd", "prune", "Prune an SSD model's filters (TAO's algorithm) and save the smaller model with its report.", _prune_arguments)
 def _prune(args) -> int:
     from tao_nb.prune import prune, prune_report_path, prune_table
     r = prune(args.model, args.output_file, threshold=args.pruning_threshold, normalizer=args.normalizer,
@@ -263,6 +270,10 @@ def _prune(args) -> int:
     print(f"pruned model: {args.output_file}; report: {prune_report_path(args.output_file)}")
     return 0
 
+for _family in FAMILIES.values():
+    command(_family.name, "prune", f"Prune a {_family.title} model's filters (TAO's algorithm) and save the smaller model "
+            "with its report.", _prune_arguments)(_prune)
+
 # %% ../nbs/99_cli.ipynb #fb6cd9b1
 def _export_arguments(p):
     p.add_argument("-m", "--model", required=True, help="The trained model (.keras).")
@@ -271,7 +282,8 @@ def _export_arguments(p):
     p.add_argument("-k", "--key", default=None, help="Encrypt the exported ONNX files with this key (default: plain files).")
     p.add_argument("--layout", choices=("portable", "tensorrt"), default=None,
                    help="portable: decoding and NMS in standard ONNX, for ONNX Runtime anywhere; tensorrt: TAO's layout "
-                        "(input Input NCHW, NMSDynamic_TRT node NMS) for TensorRT and DeepStream. Default: tensorrt with "
+                        "for TensorRT and DeepStream (input Input NCHW; SSD: NMSDynamic_TRT node NMS; YOLOv3: "
+                        "BatchedNMSDynamic_TRT, outputs BatchedNMS to BatchedNMS_3). Default: tensorrt with "
                         "--engine_file or --gen_ds_config, else portable.")
     p.add_argument("--data_type", choices=("fp32", "fp16", "int8"), default="fp32",
                    help="fp32 and fp16 write the FP32 ONNX model (TensorRT lowers it to FP16); int8 calibrates as well.")
@@ -344,8 +356,6 @@ def _export_tensorrt(args, model, spec, out: Path, cache: Path):
         build_engine(out, args.engine_file, args.data_type, cache, args.max_batch_size, key=args.key)
         print(f"TensorRT engine: {args.engine_file}")
 
-@command("ssd", "export", "Export an SSD model to ONNX (portable or TensorRT layout; FP32, INT8 with a calibration cache).",
-         _export_arguments)
 def _export(args) -> int:
     from tao_nb.models.ssd import load_keras_model
     from tao_nb.qat import is_qat_model, write_cal_json
@@ -353,7 +363,7 @@ def _export(args) -> int:
     if layout == "portable" and (args.engine_file or args.gen_ds_config):
         raise TaoNbError("--engine_file and --gen_ds_config need --layout tensorrt (TensorRT's NMS plugin)")
     if args.max_batch_size < 1: raise TaoNbError(f"--max_batch_size {args.max_batch_size}: must be at least 1")
-    spec = load_spec(args.experiment_spec, "ssd")
+    spec = _experiment(args, args.experiment_spec)
     model = load_keras_model(args.model)
     out = Path(args.output_file or Path(args.model).with_suffix(".onnx"))
     if out.suffix != ".onnx": raise TaoNbError(f"{out}: the exported model is an .onnx file")
@@ -366,13 +376,16 @@ def _export(args) -> int:
     (_export_tensorrt if layout == "tensorrt" else _export_portable)(args, model, spec, out, cache)
     return 0
 
+for _family in FAMILIES.values():
+    command(_family.name, "export", f"Export a {_family.title} model to ONNX (portable or TensorRT layout; FP32, INT8 with "
+            "a calibration cache).", _export_arguments)(_export)
 
 # %% ../nbs/99_cli.ipynb #87eb8a1e
 def _gen_trt_engine_arguments(p):
     p.add_argument("input_file", help="The exported .onnx model (TensorRT layout, or portable).")
     p.add_argument("-k", "--key", default=None, help="The model's key, if it was exported with -k.")
     p.add_argument("-d", "--input_dims", default=None, help="Input dimensions without the batch, e.g. 3,300,300 (checked against the model).")
-    p.add_argument("-o", "--outputs", default=None, help="Comma-separated output names, e.g. NMS (checked against the model).")
+    p.add_argument("-o", "--outputs", default=None, help="Comma-separated output names, e.g. NMS (SSD) or BatchedNMS,BatchedNMS_1,BatchedNMS_2,BatchedNMS_3 (YOLOv3); checked against the model.")
     p.add_argument("-c", "--cal_cache_file", default=None, help="INT8 calibration cache (needed with -t int8).")
     p.add_argument("-e", "--engine_file", default=None, help="The engine to write (default: the model's path with .engine).")
     p.add_argument("-b", "--batch_size", type=int, default=None, help="Calibration batch size: accepted for compatibility (the cache is used).")
@@ -409,8 +422,6 @@ def engine_request(model: bytes, source: str, input_dims: str | None = None, out
         raise TaoNbError(f"-p {profile}: only the batch can vary; {source} takes Nx{'x'.join(map(str, shape[1:]))}")
     return shapes[0][0], shapes[1][0], shapes[2][0]
 
-@command("ssd", "gen_trt_engine", "Build a TensorRT engine from an exported model (tao-converter's options; needs TensorRT and a GPU).",
-         _gen_trt_engine_arguments)
 def _gen_trt_engine(args) -> int:
     from tao_nb.encryption import read_model_file
     from tao_nb.export_tensorrt import build_engine
@@ -423,6 +434,9 @@ def _gen_trt_engine(args) -> int:
     print(f"TensorRT engine ({args.data_type}, batch {low}..{high}): {engine}")
     return 0
 
+for _family in FAMILIES.values():
+    command(_family.name, "gen_trt_engine", "Build a TensorRT engine from an exported model (tao-converter's options; needs "
+            "TensorRT and a GPU).", _gen_trt_engine_arguments)(_gen_trt_engine)
 
 # %% ../nbs/99_cli.ipynb #64ec7977
 def _compare_arguments(p):
@@ -435,14 +449,12 @@ def _compare_arguments(p):
     p.add_argument("--rounds", type=int, default=20, help="Timed rounds per batch size (20).")
     _key_argument(p)
 
-@command("ssd", "compare", "Compare models side by side (e.g. FP32 and INT8 exports): mAP, per-class AP deltas, latency.",
-         _compare_arguments)
 def _compare(args) -> int:
     from tao_nb.export_report import compare_models
     names = args.names or [Path(m).name for m in args.models]
     if len(names) != len(args.models): raise TaoNbError(f"{len(names)} names for {len(args.models)} models")
     if len(set(names)) != len(names): raise TaoNbError(f"model names must differ: {', '.join(names)} (give them with -n)")
-    r = compare_models(dict(zip(names, args.models)), args.experiment_spec_file, batch_sizes=tuple(args.batch_sizes),
+    r = compare_models(dict(zip(names, args.models)), _experiment(args, args.experiment_spec_file), batch_sizes=tuple(args.batch_sizes),
                        rounds=args.rounds, key=args.key)
     print(r.table())
     print(f"CPU: {r.cpu['cores']} cores, INT8 instructions: {', '.join(r.cpu['int8_instructions']) or 'none found'}")
@@ -452,6 +464,9 @@ def _compare(args) -> int:
         save_figure(r.plot(), args.figure, dpi=100); print(f"figure: {args.figure}")
     return 0
 
+for _family in FAMILIES.values():
+    command(_family.name, "compare", "Compare models side by side (e.g. FP32 and INT8 exports): mAP, per-class AP deltas, "
+            "latency.", _compare_arguments)(_compare)
 
 # %% ../nbs/99_cli.ipynb #557349f8
 def _pipeline_arguments(p):
@@ -507,14 +522,15 @@ def _sample_arguments(p):
 
 @command("data", "make_sample", "Write the built-in synthetic KITTI dataset and specs for it.", _sample_arguments)
 def _make_sample(args) -> int:
-    from tao_nb.data.sample import make_sample_dataset, sample_convert_spec, sample_ssd_spec
+    from tao_nb.data.sample import make_sample_dataset, sample_convert_spec, sample_ssd_spec, sample_yolov3_spec
     info = make_sample_dataset(args.output_dir, args.n_train, args.n_val, seed=args.seed, overwrite=args.overwrite)
-    specs = Path(args.output_dir) / "specs"
+    specs, tfrecords = Path(args.output_dir) / "specs", Path(args.output_dir) / "tfrecords" / "sample"
     write_text_atomic(specs / "sample_convert.txt", sample_convert_spec(args.output_dir))
-    write_text_atomic(specs / "sample_ssd_train.txt", sample_ssd_spec(args.output_dir, Path(args.output_dir) / "tfrecords" / "sample"))
+    write_text_atomic(specs / "sample_ssd_train.txt", sample_ssd_spec(args.output_dir, tfrecords))
+    write_text_atomic(specs / "sample_yolov3_train.txt", sample_yolov3_spec(args.output_dir, tfrecords))
     print(info)
-    print(f"specs: {specs / 'sample_convert.txt'} (dataset_convert -o {Path(args.output_dir) / 'tfrecords' / 'sample'}), "
-          f"{specs / 'sample_ssd_train.txt'}")
+    print(f"specs: {specs / 'sample_convert.txt'} (dataset_convert -o {tfrecords}), {specs / 'sample_ssd_train.txt'}, "
+          f"{specs / 'sample_yolov3_train.txt'} (anchors by k-means over the training boxes)")
     return 0
 
 def _augment_arguments(p):

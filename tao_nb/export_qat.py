@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import os
-from pathlib import Path
 
 import numpy as np
 
@@ -78,10 +77,9 @@ def qat_calibration_cache(qat_model: keras.Model,  # a model trained with enable
     from tao_nb.encryption import read_model_file
     if not is_qat_model(qat_model): raise TaoNbError(f"{qat_model.name} was not trained with QAT: calibrate it instead")
     proto = onnx.load_from_string(read_model_file(onnx_path, key))
-    nchw = any(n.op_type == "NMSDynamic_TRT" for n in proto.graph.node)
-    if nchw:
-        from tao_nb.export_tensorrt import TensorRTLayout
-        proto = TensorRTLayout(proto, onnx_path).network
+    from tao_nb.export_tensorrt import TensorRTLayout, tensorrt_nms_node
+    nchw = tensorrt_nms_node(proto) is not None  # the TensorRT layout (SSD's or YOLOv3's plugin)
+    if nchw: proto = TensorRTLayout(proto, onnx_path).network
     ranges = activation_ranges(qat_model)
     names = onnx_tensor_names(strip_quantization(qat_model), proto, list(ranges), nchw_input=nchw)
     amax = {names[k]: v for k, v in ranges.items()}

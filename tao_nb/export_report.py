@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from .core import TaoNbError, latencies_ms, write_text_atomic
-from .spec import load_spec
 
 # %% auto #0
 __all__ = ['ModelComparison', 'compare_models']
@@ -100,7 +99,7 @@ class ModelComparison:
 
 # %% ../nbs/72_export_report.ipynb #35acee6d
 def compare_models(models: dict[str, str | os.PathLike],  # name -> model file (.keras or .onnx)
-                   spec,  # the experiment spec (or its file): validation data and preprocessing
+                   spec,  # the SSD or YOLOv3 experiment spec (or its file): validation data and preprocessing
                    baseline: str | None = None,  # default: the first model
                    batch_sizes: tuple[int, ...] = (1, 16),  # timed batch sizes (validation images, repeated if too few)
                    rounds: int = 20,  # timed rounds per batch size
@@ -110,11 +109,12 @@ def compare_models(models: dict[str, str | os.PathLike],  # name -> model file (
     from tao_nb.data.pipeline import detection_data, eval_dataset
     from tao_nb.evaluate import evaluate, load_detector
     from tao_nb.export import cpu_int8_features
+    from tao_nb.models.detectors import load_experiment
     if not models: raise TaoNbError("compare at least one model")
     baseline = baseline or next(iter(models))
     if baseline not in models: raise TaoNbError(f"baseline {baseline!r} is not one of the models: {', '.join(models)}")
     if any(b < 1 for b in batch_sizes): raise TaoNbError(f"batch sizes {batch_sizes}: each must be at least 1")
-    spec = load_spec(spec, "ssd") if isinstance(spec, (str, os.PathLike)) else spec
+    spec = load_experiment(spec)[0] if isinstance(spec, (str, os.PathLike)) else spec  # SSD or YOLOv3
     detectors = {n: load_detector(p, spec, key) for n, p in models.items()}
     results = {n: evaluate(p, spec, key=key, detector=detectors[n]) for n, p in models.items()}
     aug = next(iter(detectors.values())).aug

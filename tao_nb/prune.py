@@ -364,7 +364,7 @@ def _layer_rows(an: _Analysis, keep: dict) -> list[dict]:
     return sorted(rows, key=lambda r: an.order[r["name"]])
 
 # %% ../nbs/60_prune.ipynb #071614b6
-def prune_model(model: keras.Model,  # a functional Keras model (an SSD, a classifier...)
+def prune_model(model: keras.Model,  # a functional Keras model (an SSD, a YOLOv3, a classifier...)
                 threshold: float = 0.1,  # -pth: normalised scores above it are kept
                 normalizer: str = "max",  # -n: max or L2
                 equalization: str = "union",  # -eq: union, intersection, arithmetic_mean or geometric_mean

@@ -20,7 +20,8 @@ from google.protobuf.message import Message
 from .core import TaoNbError, import_tensorflow, latencies_ms, progress, write_text_atomic
 from .evaluate import evaluate
 from .prune import _check_params, count_flops, prune_model, save_pruned
-from .spec import SSDExperiment, load_spec, validate_spec
+from .models.detectors import load_experiment
+from .spec import validate_spec
 
 tf = import_tensorflow()
 import keras  # noqa: E402
@@ -171,11 +172,11 @@ def _table(self: SweepResult) -> str:
 SweepResult.table = _table
 
 # %% ../nbs/61_prune_sweep.ipynb #4ab88489
-def retrain_spec(spec: SSDExperiment,  # the experiment spec the model was trained with
+def retrain_spec(spec,  # the experiment spec (SSD or YOLOv3) the model was trained with
                  pruned_model_path: str | os.PathLike,  # the pruned model to retrain
                  num_epochs: int,  # retraining epochs
                  max_learning_rate: float | None = None,  # the peak of the schedule; None: the spec's
-                 ) -> SSDExperiment:
+                 ):
     "A copy of `spec` that retrains a pruned model: pruned_model_path set, no regulariser, `num_epochs` epochs."
     s = type(spec)(); s.CopyFrom(spec)
     tc = s.training_config
@@ -218,7 +219,7 @@ def _prune_row(model, t: float, folder: Path, spec, eval_spec, retrain_epochs: i
 
 # %% ../nbs/61_prune_sweep.ipynb #35d6b723
 def sweep(model_path: str | os.PathLike,  # the trained model to prune (.keras)
-          spec: SSDExperiment | str | os.PathLike,  # its experiment spec (or the file): validation data, retraining
+          spec: Message | str | os.PathLike,  # its experiment spec (or the file): validation data, retraining
           thresholds=(0.1, 0.3, 0.5, 0.7),  # -pth values to try
           results_dir: str | os.PathLike = "prune_sweep",  # pruned models, retraining runs and prune_sweep.json
           retrain_epochs: int = 0,  # epochs of retraining per threshold; 0: evaluate right after pruning
@@ -230,8 +231,7 @@ def sweep(model_path: str | os.PathLike,  # the trained model to prune (.keras)
           ) -> SweepResult:
     "Prune `model_path` at each threshold, evaluate (after `retrain_epochs` of retraining) and time every model."
     from tao_nb.models.ssd import load_keras_model
-    spec = spec if isinstance(spec, Message) else load_spec(spec, "ssd")
-    validate_spec(spec)
+    spec, _ = load_experiment(spec)
     ts, batches = _check_thresholds(thresholds), _positive_ints("latency_batches", latency_batches)
     if unknown := sorted(set(prune_params) - set(PRUNE_PARAMETERS)):
         raise TaoNbError(f"sweep: unknown pruning parameter {unknown[0]!r}; give `thresholds` and any of {', '.join(PRUNE_PARAMETERS)}")

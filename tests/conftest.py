@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tao_nb.data.sample import make_sample_dataset, sample_convert_spec, sample_ssd_spec
+from tao_nb.data.sample import make_sample_dataset, sample_convert_spec, sample_ssd_spec, sample_yolov3_spec
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SEED_SPECS = sorted((FIXTURES / "specs" / "seeds").glob("*.txt"))
@@ -24,7 +24,7 @@ def tao_nb(*args, **kw):
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory):
-    """A tiny converted sample dataset; returns a function writing an SSD spec for it."""
+    """A tiny converted sample dataset; returns a function writing an SSD (or, with network="yolo_v3", YOLOv3) spec for it."""
     d = tmp_path_factory.mktemp("sample")
     make_sample_dataset(d / "data", n_train=16, n_val=4, image_size=(160, 128))
     (d / "convert.txt").write_text(sample_convert_spec(d / "data", num_shards=1))
@@ -32,10 +32,10 @@ def sample(tmp_path_factory):
                           "-o", d / "tfrecords" / "sample"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
 
-    def spec(name="spec.txt", **kw):
+    def spec(name="spec.txt", network="ssd", **kw):
         kw = {"num_epochs": 2, "batch_size": 8, "validation_period": 1, **kw}
         p = d / name
-        p.write_text(sample_ssd_spec(d / "data", d / "tfrecords" / "sample", **kw))
+        p.write_text({"ssd": sample_ssd_spec, "yolo_v3": sample_yolov3_spec}[network](d / "data", d / "tfrecords" / "sample", **kw))
         return p
     return spec
 

@@ -38,7 +38,8 @@ def test_ssd_on_the_new_backbones_trains_a_step(arch):
     from tao_nb.models.anchors import AnchorSettings
     from tao_nb.models.ssd import build_ssd
     from tao_nb.models.ssd_targets import ssd_targets
-    from tao_nb.train import SSDTrainer
+    from tao_nb.models.detectors import SSD
+    from tao_nb.train import DetectorTrainer
     keras.utils.set_random_seed(0)
     settings = AnchorSettings((0.1, 0.2, 0.37, 0.54, 0.71, 0.88, 1.05), ((1.0, 2.0, 0.5),) * 6)
     net = build_ssd((96, 128, 3), ["car", "person"], settings, arch, 0, freeze_blocks=[0])
@@ -46,7 +47,7 @@ def test_ssd_on_the_new_backbones_trains_a_step(arch):
     x = np.random.default_rng(0).normal(size=(2, 96, 128, 3)).astype(np.float32)
     y = keras.ops.stack([ssd_targets(np.array([[0.1, 0.2, 0.5, 0.6]], np.float32), np.array([1], np.int32),
                                      net.anchors, net.variances)] * 2)
-    trainer = SSDTrainer(net.model, reg_kind="L1", reg_weight=1e-5)
+    trainer = DetectorTrainer(net.model, SSD.loss(net), reg_kind="L1", reg_weight=1e-5)
     trainer.compile(optimizer=keras.optimizers.SGD(1e-3))
     logs = trainer.train_on_batch(x, y, return_dict=True)
     assert np.isfinite(logs["loss"]) and logs["reg_loss"] > 0

@@ -3,7 +3,6 @@ round trips through the writer, and a file of COCO-like size."""
 import copy
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -4,7 +4,6 @@ import sys
 import textwrap
 
 import numpy as np
-import pytest
 from hypothesis import given, settings, strategies as st
 
 from tao_nb.data.pipeline import SSDAugmentation, augment, preprocess, tf

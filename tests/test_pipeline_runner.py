@@ -146,12 +146,14 @@ def test_failing_step_stops_and_names_the_cell(chain, tmp_path):
 
 
 @pytest.mark.slow
-def test_sample_pipeline_smoke_through_the_cli_functions(tmp_path, capsys):
-    """The whole sample pipeline, smoke-sized, as `tao-nb pipeline run nbs/pipelines/ssd_sample.yaml -p smoke true`."""
+@pytest.mark.parametrize("network", ["ssd", "yolo_v3"])
+def test_sample_pipeline_smoke_through_the_cli_functions(network, tmp_path, capsys):
+    """The whole sample pipeline, smoke-sized, as `tao-nb pipeline run nbs/pipelines/ssd_sample.yaml -p smoke true`,
+    for each network (`-p network yolo_v3`)."""
     parser = argparse.ArgumentParser()
     add_run_arguments(parser)
     args = parser.parse_args([str(SAMPLE), "-r", str(tmp_path), "-p", "smoke", "true", "-p", "prune.filter_share", "0.6",
-                              "-p", "prune.min_filters", "8"])
+                              "-p", "prune.min_filters", "8", "-p", "network", network])
     assert run_from_args(args) == 0
     out = capsys.readouterr().out
     steps = ["convert", "train", "evaluate", "prune", "retrain", "evaluate_retrained", "export_int8"]
@@ -159,7 +161,8 @@ def test_sample_pipeline_smoke_through_the_cli_functions(tmp_path, capsys):
     retrain, export = read_metrics(tmp_path / "retrain"), read_metrics(tmp_path / "export_int8")
     prune = read_metrics(tmp_path / "prune")["metrics"]
     assert prune["param_ratio"] < 0.9 and retrain["metrics"]["epochs"] == 1
-    assert "pruned_model_path" in Path(retrain["outputs"]["experiment_spec"]).read_text()
+    trained_spec = Path(retrain["outputs"]["experiment_spec"]).read_text()
+    assert "pruned_model_path" in trained_spec and {"ssd": "ssd_config", "yolo_v3": "yolov3_config"}[network] in trained_spec
     assert Path(export["outputs"]["int8_model"]).is_file() and Path(export["outputs"]["cal_cache"]).is_file()
     m = export["metrics"]
     assert m["calibration_images"] == 4 and 0 <= m["mAP_int8"] <= 1 and m["int8_MiB"] < m["fp32_MiB"] / 2

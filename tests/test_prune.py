@@ -7,7 +7,7 @@ import pytest
 
 from conftest import FIXTURES
 from tao_nb.core import TaoNbError, import_tensorflow
-from tao_nb.prune import (EQUALIZATIONS, count_flops, equalize, filter_scores, kept_count, kept_indices, plan_pruning,
+from tao_nb.prune import (EQUALIZATIONS, count_flops, filter_scores, kept_count, kept_indices, plan_pruning,
                           plot_filters, plot_prune_summary, prune, prune_model, prune_table, read_prune_report,
                           save_pruned)
 
@@ -339,9 +339,10 @@ def test_every_backbone_prunes_runs_saves_and_loads(pruned_ssd, seed):
 
 
 def test_every_pruned_backbone_trains(pruned_ssd):
-    from tao_nb.train import SSDTrainer
+    from tao_nb.models.detectors import SSD
+    from tao_nb.train import DetectorTrainer
     net, _, loaded = pruned_ssd
-    trainer = SSDTrainer(loaded)
+    trainer = DetectorTrainer(loaded, SSD.loss(net))
     trainer.compile(optimizer=keras.optimizers.SGD(1e-3), run_eagerly=True)
     y = np.zeros((2, len(net.anchors), 5), np.float32)
     y[:, ::7, 0] = 1  # a few anchors of class 1, offsets 0

@@ -1,5 +1,5 @@
 """Quantization-aware training: 8-bit kernels, EMA activation ranges, outputs close to the float model, training
-through the rounding (SSDTrainer on a QAT SSD), save and load, stripping back to float, and the calibration JSON."""
+through the rounding (DetectorTrainer on a QAT SSD), save and load, stripping back to float, and the calibration JSON."""
 import json
 
 import numpy as np
@@ -253,7 +253,8 @@ def test_ssd_quantises_and_keeps_its_heads(ssd, seed_spec):
 
 def test_ssd_trainer_trains_a_qat_ssd(ssd):
     from tao_nb.models.ssd_targets import ssd_loss, ssd_targets
-    from tao_nb.train import SSDTrainer, conv_kernels
+    from tao_nb.models.detectors import SSD
+    from tao_nb.train import DetectorTrainer, conv_kernels
     net, _ = ssd
     qm = quantize_model(net.model, input_amax=150.0)
     assert len(conv_kernels(qm)) == len(conv_kernels(net.model))  # the kernel regulariser still sees every conv
@@ -266,7 +267,7 @@ def test_ssd_trainer_trains_a_qat_ssd(ssd):
     assert not missing, missing
     assert all(np.isfinite(g.numpy()).all() for g in grads)
     assert any(float(tf.reduce_max(tf.abs(g))) > 0 for g in grads)
-    trainer = SSDTrainer(qm, reg_kind="L1", reg_weight=1e-5)
+    trainer = DetectorTrainer(qm, SSD.loss(net), reg_kind="L1", reg_weight=1e-5)
     trainer.compile(optimizer=keras.optimizers.SGD(1e-3))
     before = {v.path: v.numpy().copy() for v in qm.trainable_variables}
     amax_before = activation_ranges(qm)

@@ -1,7 +1,6 @@
 """The sample dataset: same seed same bytes, labels that read back and agree with the images, speed, bad arguments."""
 import time
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -232,11 +232,12 @@ def test_nms_detections_matches_greedy_reference_many(scene):
 @pytest.mark.parametrize("arch,nlayers", [("resnet", 18), ("resnet", 50), ("vgg", 16), ("googlenet", 0),
                                           ("mobilenet_v1", 0), ("mobilenet_v2", 0), ("squeezenet", 0), ("darknet", 53)])
 def test_every_backbone_builds(arch, nlayers):
-    from tao_nb.models.yolov3 import build_yolov3, yolov3_inference_model
+    from tao_nb.models.detectors import YOLOV3
+    from tao_nb.models.yolov3 import build_yolov3
     anchors = YoloAnchors(((80, 60),) * 3, ((40, 30),) * 2, ((10, 12),))
     net = build_yolov3((128, 96, 3), ["a", "b"], anchors, arch, nlayers, 1)
     assert net.model.output.shape[1:] == (len(net.grid), 7) and len(net.grid) == 3 * 4 * 3 + 2 * 8 * 6 + 16 * 12
-    out = yolov3_inference_model(net, 0.0, 0.5, 5).predict(np.zeros((1, 128, 96, 3), np.float32), verbose=0)
+    out = YOLOV3.inference_model(net, 0.0, 0.5, 5).predict(np.zeros((1, 128, 96, 3), np.float32), verbose=0)
     assert out.shape == (1, 5, 6) and np.all(np.isfinite(out))
 
 

@@ -22,7 +22,7 @@ from .kitti import ImageAnnotations, kitti_label_text
 
 # %% auto #0
 __all__ = ['SAMPLE_CLASSES', 'sample_class_mapping', 'SampleDatasetInfo', 'make_sample_dataset', 'sample_convert_spec',
-           'sample_ssd_spec']
+           'sample_ssd_spec', 'sample_yolov3_spec']
 
 # %% ../../nbs/22_data_sample.ipynb #2867a7ef
 SAMPLE_CLASSES = ("car", "van", "pedestrian", "cyclist")
@@ -405,31 +405,16 @@ def sample_convert_spec(data_dir: str | os.PathLike,  # the folder written by `m
             f'  image_extension: ".png"\n  partition_mode: "random"\n  num_partitions: 2\n  val_split: 0\n'
             f'  num_shards: {num_shards}\n}}\nimage_directory_path: "{root}"\n' + _mapping_text(sample_class_mapping()))
 
-def sample_ssd_spec(data_dir: str | os.PathLike,  # the folder written by `make_sample_dataset`
-                    tfrecords: str | os.PathLike,  # the output prefix given to dataset_convert
-                    num_epochs: int = 60, batch_size: int = 8,
-                    arch: str = "resnet", nlayers: int | None = 10,
-                    image_size: tuple[int, int] = (160, 128),  # network input (width, height)
-                    max_learning_rate: float = 2e-3,
-                    optimizer: str = "adam",  # adam or sgd (TAO's default, with momentum 0.9)
-                    regularizer: str = "L1",  # NO_REG to retrain a pruned model
-                    validation_period: int = 10,
-                    ) -> str:
-    "An SSD experiment spec (prototxt) training on the converted sample data, validating on its validation folder."
+def _experiment_text(network: str,  # the network section, e.g. 'ssd_config { ... }'
+                     augmentation: str,  # the augmentation_config section
+                     data_dir, tfrecords, num_epochs, batch_size, max_learning_rate, optimizer, regularizer,
+                     validation_period) -> str:
+    "An experiment spec around a network and an augmentation section: the sections both networks share."
     val = Path(data_dir).resolve() / "validation"
-    depth = f"\n  nlayers: {nlayers}" if nlayers else ""
     reg = "type: NO_REG" if regularizer == "NO_REG" else f"type: {regularizer}\n    weight: 3e-6"
     opt = "adam { epsilon: 1e-7 beta1: 0.9 beta2: 0.999 }" if optimizer == "adam" else "sgd { momentum: 0.9 }"
     return f"""random_seed: 42
-ssd_config {{
-  aspect_ratios_global: "[1.0, 2.0, 0.5, 3.0, 1.0/3.0, 0.25]"
-  scales: "[0.15, 0.3, 0.45, 0.6, 0.75, 0.9, 1.05]"
-  two_boxes_for_ar1: true
-  clip_boxes: false
-  variances: "[0.1, 0.1, 0.2, 0.2]"
-  arch: "{arch}"{depth}
-  freeze_bn: false
-}}
+{network}
 training_config {{
   batch_size_per_gpu: {batch_size}
   num_epochs: {num_epochs}
@@ -460,13 +445,7 @@ nms_config {{
   clustering_iou_threshold: 0.6
   top_k: 100
 }}
-augmentation_config {{
-  output_width: {image_size[0]}
-  output_height: {image_size[1]}
-  output_channel: 3
-  random_crop_min_scale: 0.5
-  zoom_out_max_scale: 1.5
-}}
+{augmentation}
 dataset_config {{
   data_sources {{
     tfrecords_path: "{Path(tfrecords).resolve()}*"
@@ -478,3 +457,88 @@ dataset_config {{
   include_difficult_in_training: true
 {_mapping_text(sample_class_mapping(), '  ')}}}
 """
+
+def sample_ssd_spec(data_dir: str | os.PathLike,  # the folder written by `make_sample_dataset`
+                    tfrecords: str | os.PathLike,  # the output prefix given to dataset_convert
+                    num_epochs: int = 60, batch_size: int = 8,
+                    arch: str = "resnet", nlayers: int | None = 10,
+                    image_size: tuple[int, int] = (160, 128),  # network input (width, height)
+                    max_learning_rate: float = 2e-3,
+                    optimizer: str = "adam",  # adam or sgd (TAO's default, with momentum 0.9)
+                    regularizer: str = "L1",  # NO_REG to retrain a pruned model
+                    validation_period: int = 10,
+                    ) -> str:
+    "An SSD experiment spec (prototxt) training on the converted sample data, validating on its validation folder."
+    depth = f"\n  nlayers: {nlayers}" if nlayers else ""
+    network = f"""ssd_config {{
+  aspect_ratios_global: "[1.0, 2.0, 0.5, 3.0, 1.0/3.0, 0.25]"
+  scales: "[0.15, 0.3, 0.45, 0.6, 0.75, 0.9, 1.05]"
+  two_boxes_for_ar1: true
+  clip_boxes: false
+  variances: "[0.1, 0.1, 0.2, 0.2]"
+  arch: "{arch}"{depth}
+  freeze_bn: false
+}}"""
+    augmentation = f"""augmentation_config {{
+  output_width: {image_size[0]}
+  output_height: {image_size[1]}
+  output_channel: 3
+  random_crop_min_scale: 0.5
+  zoom_out_max_scale: 1.5
+}}"""
+    return _experiment_text(network, augmentation, data_dir, tfrecords, num_epochs, batch_size, max_learning_rate,
+                            optimizer, regularizer, validation_period)
+
+def sample_yolov3_spec(data_dir: str | os.PathLike,  # the folder written by `make_sample_dataset`
+                       tfrecords: str | os.PathLike,  # the output prefix given to dataset_convert
+                       num_epochs: int = 60, batch_size: int = 8,
+                       arch: str = "resnet", nlayers: int | None = 10,
+                       image_size: tuple[int, int] = (160, 128),  # network input (width, height), multiples of 32
+                       max_learning_rate: float = 2e-3,
+                       optimizer: str = "adam",  # adam or sgd (TAO's default, with momentum 0.9)
+                       regularizer: str = "L1",  # NO_REG to retrain a pruned model
+                       validation_period: int = 10,
+                       anchors=None,  # a `YoloAnchors`; None: k-means over the sample's training boxes at `image_size`
+                       ) -> str:
+    "A YOLOv3 experiment spec (prototxt) training on the converted sample data, validating on its validation folder."
+    from tao_nb.models.yolo_anchors import anchors_from_box_sizes, kitti_box_sizes
+    if anchors is None:
+        train = Path(data_dir).resolve() / "training"
+        anchors = anchors_from_box_sizes(kitti_box_sizes([train / "label_2"], [train / "image_2"], image_size),
+                                         what=f"the sample training labels in {train}")
+    depth = f"\n  nlayers: {nlayers}" if nlayers else ""
+    anchor_lines = "\n".join(f'  {k}: "{v}"' for k, v in anchors.spec_fields().items())
+    network = f"""yolov3_config {{
+{anchor_lines}
+  matching_neutral_box_iou: 0.7
+  arch: "{arch}"{depth}
+  arch_conv_blocks: 2
+  loss_loc_weight: 0.75
+  loss_neg_obj_weights: 20.0
+  loss_class_weights: 1.0
+  freeze_bn: false
+}}"""
+    augmentation = f"""augmentation_config {{
+  preprocessing {{
+    output_image_width: {image_size[0]}
+    output_image_height: {image_size[1]}
+    output_image_channel: 3
+    min_bbox_width: 1.0
+    min_bbox_height: 1.0
+  }}
+  spatial_augmentation {{
+    hflip_probability: 0.5
+    zoom_min: 0.7
+    zoom_max: 1.5
+    translate_max_x: 8.0
+    translate_max_y: 8.0
+  }}
+  color_augmentation {{
+    hue_rotation_max: 25.0
+    saturation_shift_max: 0.2
+    contrast_scale_max: 0.1
+    contrast_center: 0.5
+  }}
+}}"""
+    return _experiment_text(network, augmentation, data_dir, tfrecords, num_epochs, batch_size, max_learning_rate,
+                            optimizer, regularizer, validation_period)

@@ -154,7 +154,7 @@ def load_keras_model(path) -> keras.Model:
 
 def ssd_network_from_model(model: keras.Model, spec) -> SSDNetwork:
     "An `SSDNetwork` around a built or loaded SSD Keras model, anchors generated from the spec."
-    c, a = spec.ssd_config, spec.augmentation_config
+    c = spec.ssd_config
     try: maps = [tuple(model.get_layer(f"ssd_conf_{k}").output.shape[1:3]) for k in range(6)]
     except ValueError: raise TaoNbError(f"{model.name} is not an SSD model (it has no ssd_conf_0..5 layers)") from None
     settings = AnchorSettings.from_spec(c)

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from ..boxes import cxcywh_to_xyxy
 from ..core import TaoNbError, import_tensorflow
 from .backbones import Builder, build_backbone, freeze
@@ -22,8 +20,8 @@ import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
 # %% auto #0
-__all__ = ['tf', 'HEAD_FILTERS', 'EXPAND_FILTERS', 'YOLOv3Network', 'build_yolov3', 'yolov3_from_spec', 'YOLOv3DetectionHead',
-           'yolov3_inference_model', 'yolov3_network_from_model']
+__all__ = ['tf', 'HEAD_FILTERS', 'EXPAND_FILTERS', 'YOLOv3Network', 'build_yolov3', 'yolov3_from_spec', 'decode_yolov3',
+           'YOLOv3DetectionHead', 'yolov3_network_from_model']
 
 # %% ../../nbs/36_models_yolov3.ipynb #1a86d1bf
 HEAD_FILTERS = {"resnet": (128, 64), "vgg": (256, 128), "darknet": (256, 128), "googlenet": (256, 128),
@@ -102,6 +100,14 @@ def yolov3_from_spec(spec) -> YOLOv3Network:
                         c.arch, c.nlayers, c.arch_conv_blocks, list(c.freeze_blocks), c.freeze_bn, c.force_relu)
 
 # %% ../../nbs/36_models_yolov3.ipynb #39fe6c9a
+def decode_yolov3(raw,  # (B, A, 5 + C) raw outputs
+                  priors, steps,  # the grid's priors (A, 4) and cell sizes (A, 2)
+                  ) -> tuple[tf.Tensor, tf.Tensor]:
+    "Boxes (B, A, 4) as normalised xyxy clipped to the image, and scores (B, A, C): objectness x class probability."
+    xywh = tf.concat([tf.sigmoid(raw[..., :2]), raw[..., 2:4]], -1)
+    boxes = tf.clip_by_value(cxcywh_to_xyxy(decode_yolo(xywh, priors, steps)), 0.0, 1.0)
+    return boxes, tf.sigmoid(raw[..., 4:5]) * tf.sigmoid(raw[..., 5:])
+
 @keras.saving.register_keras_serializable("tao_nb")
 class YOLOv3DetectionHead(layers.Layer):
     "Decode YOLOv3 outputs over the priors of an input size and anchors, then per-class NMS: (B, top_k, 6)."
@@ -113,20 +119,13 @@ class YOLOv3DetectionHead(layers.Layer):
         self.grid = yolo_grid(self.image_size, YoloAnchors(*(anchors[s] for s in SCALES)))
 
     def call(self, raw):
-        xywh = tf.concat([tf.sigmoid(raw[..., :2]), raw[..., 2:4]], -1)
-        boxes = tf.clip_by_value(cxcywh_to_xyxy(decode_yolo(xywh, self.grid.priors, self.grid.steps)), 0.0, 1.0)
-        scores = tf.sigmoid(raw[..., 4:5]) * tf.sigmoid(raw[..., 5:])
+        boxes, scores = decode_yolov3(raw, self.grid.priors, self.grid.steps)
         return nms_detections(boxes, scores, self.confidence_threshold, self.iou_threshold, self.top_k)
 
     def get_config(self):
         return {**super().get_config(), "image_size": self.image_size, "anchors": self.anchors,
                 "confidence_threshold": self.confidence_threshold, "iou_threshold": self.iou_threshold,
                 "top_k": self.top_k}
-
-def yolov3_inference_model(net: YOLOv3Network, confidence_threshold=0.01, iou_threshold=0.6, top_k=200) -> keras.Model:
-    "The YOLOv3 model with decoding and NMS: images -> (B, top_k, 6) detections."
-    head = YOLOv3DetectionHead(net.grid.image_size, net.anchors, confidence_threshold, iou_threshold, top_k, name="NMS")
-    return keras.Model(net.model.input, head(net.model.output), name=f"{net.model.name}_inference")
 
 # %% ../../nbs/36_models_yolov3.ipynb #e7672b2e
 def yolov3_network_from_model(model: keras.Model, spec) -> YOLOv3Network:
