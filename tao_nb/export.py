@@ -400,7 +400,10 @@ def export_int8_onnx(onnx_path: str | os.PathLike,  # the FP32 detector written 
     with tempfile.TemporaryDirectory(prefix="tao_nb_int8.") as tmp:
         tmp = Path(tmp)
         if not reuse:  # calibrate; the model quantised on the way is dropped, so that both paths quantise from the cache's values
-            _quantize(src, tmp / "calibrated.onnx", tmp / "measured.json", cal_data, nodes, reduce_range)
+            # only the network is calibrated: the decoding after it is never quantised, and an untrained model's box
+            # logits can overflow its exp to inf, which no histogram takes
+            onnx.save(onnx.utils.Extractor(proto).extract_model(["Input"], ["predictions"]), tmp / "network.onnx")
+            _quantize(tmp / "network.onnx", tmp / "calibrated.onnx", tmp / "measured.json", cal_data, nodes, reduce_range)
             tensors = {t for n in proto.graph.node if n.name in nodes for t in n.output} | {"Input"}
             amax = _amax_by_tensor(load_tensors_data(tmp / "measured.json"), tensors)
             if cache is not None: write_calibration_cache(amax, cache, trt_version)

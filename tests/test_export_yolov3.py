@@ -126,6 +126,33 @@ def test_int8_calibration_on_both_layouts(yolo, tmp_path):
     assert ranges["box_data"] <= 1.0 and ranges["cls_data"] <= 1.0
 
 
+
+def test_int8_calibration_of_an_untrained_model_whose_box_sizes_overflow(yolo, tmp_path):
+    """An untrained network's size logits reach the thousands, where exp overflows: the decoding caps them (the boxes
+    are the whole image either way), so the FP32 detections stay finite and both layouts calibrate (this failed the
+    quick tutorial's INT8 export: 'supplied range of [-inf, inf] is not finite')."""
+    model = keras.models.clone_model(yolo["net"].model)
+    model.set_weights(yolo["net"].model.get_weights())
+    n_out = 8  # 5 + 3 classes per anchor
+    for s in ("big", "mid", "small"):
+        layer = model.get_layer(f"conv_{s}_object")
+        w, b = layer.get_weights()
+        for k in range(b.size // n_out): b[k * n_out + 2:k * n_out + 4] = 3000.0  # tw, th of every anchor
+        layer.set_weights([w, b])
+    model.save(tmp_path / "huge.keras")
+    portable = export_onnx(tmp_path / "huge.keras", yolo["spec_path"], tmp_path / "huge.onnx")
+    trt = export_onnx_tensorrt(tmp_path / "huge.keras", yolo["spec_path"], tmp_path / "huge_trt.onnx")
+    cal = calibration_batches(yolo["sample"].training_dir / "image_2", yolo["spec_path"], batches=1, batch_size=4, seed=0)
+    det = OnnxDetector(portable)(cal[0])
+    assert np.isfinite(det).all()
+    kept = det[det[..., 1] > 0]
+    np.testing.assert_array_equal(kept[:, 2:], np.tile([0.0, 0.0, 1.0, 1.0], (len(kept), 1)))  # whole-image boxes
+    res = export_int8_onnx(portable, tmp_path / "huge.int8.onnx", cal, tmp_path / "cal.bin")
+    assert res.ranges and all(np.isfinite(v) for v in res.ranges.values())
+    assert np.isfinite(OnnxDetector(res.path)(cal[0])).all()
+    ranges = calibrate_tensorrt_cache(trt, cal, tmp_path / "trt_cal.bin")
+    assert all(np.isfinite(v) for v in ranges.values()) and ranges["box_data"] <= 1.0
+
 @pytest.mark.parametrize("seed", range(5))
 def test_batched_nms_plugin_agrees_with_tensorflow_nms(seed):
     """The CPU plugin and the per-class NMS of the portable export pick the same detections (boxes clipped, topK large)."""

@@ -229,6 +229,28 @@ def test_save_and_load_round_trip(tmp_path, ssd):
     np.testing.assert_array_equal(run(back, x), run(qm, x))
 
 
+
+def test_loading_gives_the_package_classes_after_a_notebook_registered_its_own(tmp_path):
+    """nbdev_test runs notebooks one after another in one process, and 42_qat's cells register their own copies of the
+    QAT layers under the package's names (as running such a cell again in Jupyter does): a model loaded afterwards must
+    still be a QAT model to the package (this failed the SSD tutorial's QAT export in CI)."""
+    import inspect
+
+    import tao_nb.qat as qat
+    from tao_nb.models.ssd import load_keras_model
+    qm = quantize_model(toy_model())
+    qm.save(tmp_path / "qat.keras")
+    package_layers = (ActivationQuantizer, *qat.QUANTIZED.values())
+    try:
+        notebook = dict(vars(qat))
+        for cls in package_layers: exec(inspect.getsource(cls), notebook)  # what running the notebook's cells does
+        assert keras.saving.get_registered_object("tao_nb>ActivationQuantizer") is notebook["ActivationQuantizer"]
+        back = load_keras_model(tmp_path / "qat.keras")
+        assert is_qat_model(back) and activation_ranges(back) == activation_ranges(qm)
+    finally:
+        for cls in package_layers: keras.saving.register_keras_serializable("tao_nb")(cls)
+
+
 # --- the SSD -----------------------------------------------------------------------------------------------------
 
 def test_ssd_quantises_and_keeps_its_heads(ssd, seed_spec):

@@ -143,12 +143,16 @@ def _code_layers(path) -> list[str]:
 def load_keras_model(path) -> keras.Model:
     "A Keras model file loaded in safe mode, with a clear error for a missing or unreadable file."
     from pathlib import Path
-    import tao_nb.qat  # noqa: F401  registers the layers of quantization-aware models
+    from tao_nb.qat import QUANTIZED, ActivationQuantizer  # the layers of quantization-aware models
     path = Path(path)
     if not path.is_file(): raise TaoNbError(f"{path}: model file not found")
     if code := _code_layers(path):
         raise TaoNbError(f"{path}: refused: {', '.join(code)} {'is a Lambda layer' if len(code) == 1 else 'are Lambda layers'}, "
                          "which carry Python code; model files are loaded in safe mode and no code in them is run")
+    # The package's own QAT classes, even where a notebook has since registered others under the same names (a cell
+    # run again, or nbdev_test running notebooks one after another in one process): the rest of tao_nb checks layers
+    # with isinstance against these classes. Keras lets its global registry win over a custom_object_scope.
+    for cls in (ActivationQuantizer, *QUANTIZED.values()): keras.saving.register_keras_serializable("tao_nb")(cls)
     try: return keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as e: raise TaoNbError(f"{path}: not a loadable Keras model ({type(e).__name__}: {e})") from None
 

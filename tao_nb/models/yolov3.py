@@ -20,8 +20,8 @@ import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
 # %% auto #0
-__all__ = ['tf', 'HEAD_FILTERS', 'EXPAND_FILTERS', 'YOLOv3Network', 'build_yolov3', 'yolov3_from_spec', 'decode_yolov3',
-           'YOLOv3DetectionHead', 'yolov3_network_from_model']
+__all__ = ['tf', 'HEAD_FILTERS', 'EXPAND_FILTERS', 'MAX_BOX_SIZE', 'YOLOv3Network', 'build_yolov3', 'yolov3_from_spec',
+           'decode_yolov3', 'YOLOv3DetectionHead', 'yolov3_network_from_model']
 
 # %% ../../nbs/36_models_yolov3.ipynb #1a86d1bf
 HEAD_FILTERS = {"resnet": (128, 64), "vgg": (256, 128), "darknet": (256, 128), "googlenet": (256, 128),
@@ -100,11 +100,17 @@ def yolov3_from_spec(spec) -> YOLOv3Network:
                         c.arch, c.nlayers, c.arch_conv_blocks, list(c.freeze_blocks), c.freeze_bn, c.force_relu)
 
 # %% ../../nbs/36_models_yolov3.ipynb #39fe6c9a
+MAX_BOX_SIZE = 4.0  # in image sizes: larger decoded boxes are capped (`decode_yolov3`)
+
 def decode_yolov3(raw,  # (B, A, 5 + C) raw outputs
                   priors, steps,  # the grid's priors (A, 4) and cell sizes (A, 2)
                   ) -> tuple[tf.Tensor, tf.Tensor]:
     "Boxes (B, A, 4) as normalised xyxy clipped to the image, and scores (B, A, C): objectness x class probability."
-    xywh = tf.concat([tf.sigmoid(raw[..., :2]), raw[..., 2:4]], -1)
+    # A box over MAX_BOX_SIZE images wide (or high) is the whole image once clipped, wherever in its cell its centre
+    # lies: capping the size logits there changes no box, and keeps exp finite for an untrained network's logits,
+    # which reach the thousands (an inf would stop INT8 calibration of the decoding).
+    cap = tf.math.log(MAX_BOX_SIZE / tf.cast(priors, tf.float32)[:, 2:])
+    xywh = tf.concat([tf.sigmoid(raw[..., :2]), tf.minimum(raw[..., 2:4], cap)], -1)
     boxes = tf.clip_by_value(cxcywh_to_xyxy(decode_yolo(xywh, priors, steps)), 0.0, 1.0)
     return boxes, tf.sigmoid(raw[..., 4:5]) * tf.sigmoid(raw[..., 5:])
 
