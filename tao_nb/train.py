@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 __all__ = ['tf', 'log', 'SoftStartAnnealing', 'conv_kernels', 'regularization_loss', 'DetectorTrainer', 'with_targets',
            'save_model_atomic', 'save_checkpoint', 'latest_checkpoint', 'restore_optimizer', 'ValidationCallback',
            'NaNGuard', 'EarlyStop', 'CheckpointCallback', 'CSVLog', 'TensorBoardLog', 'load_pretrained', 'TrainResult',
-           'train', 'read_training_log', 'plot_training_log']
+           'train', 'onednn_crash_layers', 'read_training_log', 'plot_training_log']
 
 # %% ../nbs/41_train.ipynb #f2aed94e
 @keras.saving.register_keras_serializable("tao_nb")
@@ -382,6 +382,7 @@ def train(spec: Message | str | os.PathLike,  # the experiment spec (SSD or YOLO
     with strategy.scope():
         start = _start(spec, family, results_dir, model_path, initial_epoch)
         net = _quantized(start, tc.enable_qat, lambda: train_dataset(train_data, aug, spec.random_seed, start.epoch))
+        _warn_of_onednn_crash(net.model)
         s = tc.learning_rate.soft_start_annealing_schedule
         schedule = SoftStartAnnealing(steps * tc.num_epochs, s.max_learning_rate, s.min_learning_rate, s.soft_start, s.annealing, replicas)
         reg = tc.regularizer
@@ -452,6 +453,18 @@ def _quantized(start: _Start, enable_qat: bool, examples):
         ranges = calibrate_ranges(net.model, examples().map(lambda e: e["image"]).batch(8).take(2))
         log.info("quantization-aware training: %d activation ranges measured on 16 training images", len(ranges))
     return net
+
+def onednn_crash_layers(model: keras.Model) -> list[str]:
+    "The 1x1 strided convolutions on 8 channels or fewer, whose gradient crashes TensorFlow 2.21's oneDNN on some CPUs."
+    return [l.name for l in model.layers if isinstance(l, keras.layers.Conv2D) and tuple(l.kernel_size) == (1, 1)
+            and max(l.strides) > 1 and l.input.shape[-1] <= 8]
+
+def _warn_of_onednn_crash(model: keras.Model):
+    if os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "0" or not (names := onednn_crash_layers(model)): return
+    log.warning("%s: a 1x1 strided convolution on 8 channels or fewer. Its gradient has crashed TensorFlow's oneDNN "
+                "kernels on some CPUs ('free(): invalid pointer' or a segmentation fault; seen on a Xeon with AVX-512 "
+                "FP16). If training dies so, prune keeping more filters (-nf 16, TAO's default), or train with "
+                "TF_ENABLE_ONEDNN_OPTS=0 (about half the speed).", ", ".join(names))
 
 # %% ../nbs/41_train.ipynb #f2cdfb15
 def read_training_log(results_dir) -> list[dict]:

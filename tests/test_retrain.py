@@ -30,7 +30,9 @@ def test_train_prune_retrain_evaluate(sample, tmp_path):
     spec = sample("full.txt", num_epochs=1)
     assert tao_nb("ssd", "train", "-e", spec, "-r", tmp_path / "full").returncode == 0
     model = tmp_path / "full" / "weights" / "ssd_resnet10_epoch_001.keras"
-    out = tao_nb("ssd", "prune", "-m", model, "-o", tmp_path / "pruned.keras", "-pth", "0.99", "-nf", "8", "-k", "key")
+    # -nf 16, not 8: a 1x1 strided convolution left with 8 channels crashes oneDNN's gradient on some CPUs
+    # (tao_nb.train.onednn_crash_layers)
+    out = tao_nb("ssd", "prune", "-m", model, "-o", tmp_path / "pruned.keras", "-pth", "0.99", "-nf", "16", "-k", "key")
     assert out.returncode == 0 and "pruning ratio" in out.stdout, out.stderr
     report = json.loads((tmp_path / "pruned.prune.json").read_text())
     assert report["pruned"] and report["params_after"] < report["params_before"]
