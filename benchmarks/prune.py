@@ -6,7 +6,7 @@ The run makes the sample dataset (300 training, 60 validation images), trains th
 (`pruned_model_path`, NO_REG, --retrain-epochs epochs) and evaluated again. Latencies are measured at the end, all
 models in the same minutes and in turns (`compare_latency`: one compiled call of each model per round, median of the
 rounds, random input), at batch 1 and 16: the raw network, and at batch 1 the network with decoding and NMS
-(`inference_model`) on a validation image, as deployed. Ratios are against the unpruned model of the same run.
+(`SSD.inference_model`) on a validation image, as deployed. Ratios are against the unpruned model of the same run.
 
 Goal (issue "Prune and retrain"): at some threshold, at least 2x fewer parameters and 1.5x lower latency with mAP
 within 1 point of the unpruned model after retraining. Give threshold 0 as well to retrain the unpruned model as long
@@ -26,7 +26,8 @@ os.environ.setdefault("TAO_NB_PROGRESS", "0")
 from tao_nb.data.convert import dataset_convert  # noqa: E402
 from tao_nb.data.pipeline import SSDAugmentation, detection_data, eval_dataset  # noqa: E402
 from tao_nb.data.sample import make_sample_dataset, sample_convert_spec, sample_ssd_spec  # noqa: E402
-from tao_nb.models.ssd import inference_model, load_keras_model, ssd_network_from_model  # noqa: E402
+from tao_nb.models.detectors import SSD  # noqa: E402
+from tao_nb.models.ssd import load_keras_model, ssd_network_from_model  # noqa: E402
 from tao_nb.prune_sweep import compare_latency, plot_sweep, sweep  # noqa: E402
 from tao_nb.spec import spec_from_text  # noqa: E402
 from tao_nb.train import train  # noqa: E402
@@ -46,7 +47,7 @@ def prepare(work: Path, epochs: int):
 def end_to_end_ms(result, spec, runs: int) -> list[float]:
     """Batch-1 latency of every model of the sweep with decoding and NMS on a validation image, timed in turns."""
     nc = spec.nms_config
-    models = [inference_model(ssd_network_from_model(load_keras_model(r.model_path), spec), nc.confidence_threshold,
+    models = [SSD.inference_model(ssd_network_from_model(load_keras_model(r.model_path), spec), nc.confidence_threshold,
                               nc.clustering_iou_threshold, nc.top_k) for r in [result.baseline, *result.rows]]
     image = next(iter(eval_dataset(detection_data(spec.dataset_config, "val"), SSDAugmentation.from_spec(spec.augmentation_config))))["image"]
     return compare_latency(models, 1, runs, images=image[None].numpy())

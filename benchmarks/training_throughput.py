@@ -8,7 +8,7 @@
    excluded and each side is timed best of N, the two sides interleaved so that both see the same machine load.
    It also times our loop without the regulariser, to tell how much of any overhead is the regulariser's.
 2. Inference (baseline for pruning and INT8): median latency (ms) and images/s of the raw network and of
-   `inference_model` (decoding + NMS inside the model) at batch 1 and 16, each called as a compiled graph
+   `SSD.inference_model` (decoding + NMS inside the model) at batch 1 and 16, each called as a compiled graph
    (`tf.function`), warm-up excluded. The weights are those left by the timed fits (a few hundred steps on the
    fixed batches, not a trained detector); NMS time depends on how many boxes pass the confidence threshold, so
    the run prints that number too.
@@ -31,10 +31,10 @@ from tao_nb.core import latencies_ms  # noqa: E402
 from tao_nb.data.convert import dataset_convert  # noqa: E402
 from tao_nb.data.pipeline import SSDAugmentation, detection_data, tf, train_dataset  # noqa: E402
 from tao_nb.data.sample import make_sample_dataset, sample_convert_spec, sample_ssd_spec  # noqa: E402
-from tao_nb.models.ssd import inference_model, ssd_from_spec  # noqa: E402
+from tao_nb.models.detectors import SSD  # noqa: E402
+from tao_nb.models.ssd import ssd_from_spec  # noqa: E402
 from tao_nb.models.ssd_targets import ssd_loss  # noqa: E402
 from tao_nb.spec import spec_from_text  # noqa: E402
-from tao_nb.models.detectors import SSD  # noqa: E402
 from tao_nb.train import DetectorTrainer, NaNGuard, SoftStartAnnealing, _optimizer, with_targets  # noqa: E402
 
 import keras  # noqa: E402
@@ -116,7 +116,7 @@ def main():
 
     x = next(iter(ds.unbatch().batch(16)))[0]
     nc = spec.nms_config
-    detect = inference_model(net, nc.confidence_threshold, nc.clustering_iou_threshold, nc.top_k)
+    detect = SSD.inference_model(net, nc.confidence_threshold, nc.clustering_iou_threshold, nc.top_k)
     kept = float(np.mean(np.sum(detect(x, training=False).numpy()[..., 1] > 0, axis=1)))
     print(f"inference baseline (compiled graph call, median of {args.runs} at batch 1, {max(5, args.runs // 3)} at 16; "
           f"NMS keeps {kept:.0f} of top_k {nc.top_k} boxes an image, confidence threshold {nc.confidence_threshold:g}):")

@@ -9,7 +9,8 @@ import pytest
 from tao_nb.core import TaoNbError, import_tensorflow
 from tao_nb.export import OnnxDetector, export_onnx, read_calibration_cache, scale_hex, write_calibration_cache
 from tao_nb.models.anchors import AnchorSettings
-from tao_nb.models.ssd import build_ssd, inference_model
+from tao_nb.models.detectors import SSD
+from tao_nb.models.ssd import build_ssd
 
 import_tensorflow()
 import keras  # noqa: E402
@@ -57,7 +58,7 @@ def test_onnx_detector_matches_the_keras_inference_model(exported):
     det, x = OnnxDetector(path), images(3)
     assert (det.input_shape, det.batch_size, det.classes) == ((128, 128, 3), None, ["car", "person"])
     assert np.abs(det(x, raw=True) - net.model(x).numpy()).max() < 1e-3
-    want, got = inference_model(net, 0.01, 0.6, 50)(x).numpy(), det(x)
+    want, got = SSD.inference_model(net, 0.01, 0.6, 50)(x).numpy(), det(x)
     assert got.shape == want.shape == (3, 50, 6)
     assert (want[..., 1] > 0).sum() > 30  # enough detections to compare
     assert matched(want, got) == 1.0 and matched(got, want) == 1.0

@@ -9,7 +9,7 @@ from tao_nb.encryption import MAGIC
 from tao_nb.evaluate import evaluate
 from tao_nb.export import OnnxDetector, export_onnx
 from tao_nb.export_tensorrt import export_onnx_tensorrt
-from tao_nb.models.ssd import inference_model
+from tao_nb.models.detectors import SSD
 from test_export import images, matched, tiny_network
 
 
@@ -20,7 +20,7 @@ def test_tensorrt_layout_gives_the_keras_detections(tmp_path, seed, top_k, batch
     dims = [d.dim_value or d.dim_param for d in onnx.load(path).graph.input[0].type.tensor_type.shape.dim]
     assert dims[1:] == [3, 128, 128] and (dims[0] == batch_size if batch_size > 0 else isinstance(dims[0], str))
     x = images(2, seed=seed + 1)
-    want, got = inference_model(net, 0.01, 0.5, top_k)(x).numpy(), OnnxDetector(path)(x)
+    want, got = SSD.inference_model(net, 0.01, 0.5, top_k)(x).numpy(), OnnxDetector(path)(x)
     assert got.shape == want.shape == (2, top_k, 6)
     assert matched(want, got) == 1.0 and matched(got, want) == 1.0
     np.testing.assert_allclose(got[:, :3], want[:, :3], atol=1e-4)  # the best detections, in order

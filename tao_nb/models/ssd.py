@@ -20,7 +20,7 @@ import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
 # %% auto #0
-__all__ = ['tf', 'EXTRA_LAYERS', 'SSDNetwork', 'build_ssd', 'ssd_from_spec', 'nms_detections', 'DetectionHead', 'inference_model',
+__all__ = ['tf', 'EXTRA_LAYERS', 'SSDNetwork', 'build_ssd', 'ssd_from_spec', 'nms_detections', 'DetectionHead',
            'load_keras_model', 'ssd_network_from_model']
 
 # %% ../../nbs/33_models_ssd.ipynb #a7e2da26
@@ -118,11 +118,6 @@ class DetectionHead(layers.Layer):
         return {**super().get_config(), "anchors": self.anchors, "variances": self.variances,
                 "confidence_threshold": self.confidence_threshold, "iou_threshold": self.iou_threshold,
                 "top_k": self.top_k}
-
-def inference_model(net: SSDNetwork, confidence_threshold=0.01, iou_threshold=0.6, top_k=200) -> keras.Model:
-    "The SSD model with decoding and NMS: images -> (B, top_k, 6) detections."
-    head = DetectionHead(net.anchors, net.variances, confidence_threshold, iou_threshold, top_k, name="NMS")
-    return keras.Model(net.model.input, head(net.model.output), name=f"{net.model.name}_inference")
 
 # %% ../../nbs/33_models_ssd.ipynb #99e67297
 def _code_layers(path) -> list[str]:
